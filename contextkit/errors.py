@@ -1,0 +1,64 @@
+"""The exceptions contextkit raises.
+
+Everything contextkit raises on bad input or a refused operation is a `ContextKitError`,
+so callers can catch one type; each message says what was wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ContextKitError",
+    "ContextOverflowError",
+    "ImageError",
+    "NotFound",
+    "PermissionDenied",
+    "StoreError",
+    "UnknownModelError",
+    "ValidationError",
+]
+
+
+class ContextKitError(Exception):
+    """Base class of every error contextkit raises on purpose."""
+
+
+class ValidationError(ContextKitError, ValueError):
+    """Input had the wrong shape or value; nothing was written."""
+
+
+class ContextOverflowError(ContextKitError):
+    """The prompt cannot fit the token budget, even with only the newest turn.
+
+    Carries the numbers so callers can react (raise the budget, lower `max_tokens`,
+    shorten the message).
+    """
+
+    def __init__(
+        self, message: str, *, needed: int | None = None, budget: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.budget = budget
+
+
+class PermissionDenied(ContextKitError):
+    """The thread belongs to another owner."""
+
+
+class ImageError(ContextKitError, ValueError):
+    """An image is corrupt, of an unsupported format, or beyond the model's limits."""
+
+
+class UnknownModelError(ContextKitError, KeyError):
+    """A model id is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFound(ContextKitError, LookupError):
+    """The thread or message does not exist (or was deleted)."""
+
+
+class StoreError(ContextKitError):
+    """The database refused or failed an operation after bounded retries."""

@@ -1,0 +1,156 @@
+"""The relational schema, as typed SQLAlchemy 2.0 declarative classes.
+
+This module describes the tables for queries; the tables themselves are created and
+changed only by the Alembic migrations in `migrations/` (kept in step by a test that
+compares the migrated database with this metadata).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from contextkit.types import canonical_json
+
+__all__ = ["Base", "CanonicalJSON", "MessageRow", "ThreadRow", "ToolCallRow", "utcnow"]
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class CanonicalJSON(TypeDecorator[Any]):
+    """JSON kept as text in one canonical form, so both databases return the same bytes.
+
+    (PostgreSQL's jsonb would reorder keys and break byte-identical prompts.)
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else canonical_json(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        import json
+
+        return None if value is None else json.loads(value)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as UTC and returned timezone-aware on every database."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        if value is not None and dialect.name == "sqlite":
+            value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ThreadRow(Base):
+    """A conversation; `last_seq` hands out message seqs under the row's write lock."""
+
+    __tablename__ = "threads"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(255), unique=True)
+    owner: Mapped[str] = mapped_column(String(255), default="")
+    model: Mapped[str] = mapped_column(String(128))
+    system: Mapped[str | None] = mapped_column(Text)
+    max_context_tokens: Mapped[int] = mapped_column(Integer)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", CanonicalJSON, default=dict)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index(None, "owner", "updated_at"),)
+
+
+class MessageRow(Base):
+    """One stored message; (thread_pk, seq) is both the identity and the hot-path index."""
+
+    __tablename__ = "messages"
+
+    thread_pk: Mapped[int] = mapped_column(
+        ForeignKey("threads.pk", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(64))
+    content: Mapped[str | None] = mapped_column(Text)
+    parts: Mapped[list[Any] | None] = mapped_column(CanonicalJSON)
+    tool_calls: Mapped[list[Any] | None] = mapped_column(CanonicalJSON)
+    tool_call_id: Mapped[str | None] = mapped_column(String(255))
+    reasoning_content: Mapped[str | None] = mapped_column(Text)
+    token_count: Mapped[int | None] = mapped_column(Integer)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index(None, "thread_pk", "idempotency_key", unique=True),
+        Index(
+            "ix_messages_pinned",
+            "thread_pk",
+            "seq",
+            sqlite_where=text("pinned"),
+            postgresql_where=text("pinned"),
+        ),
+    )
+
+
+class ToolCallRow(Base):
+    """A tool call an assistant message made, and the seq of the tool message answering it."""
+
+    __tablename__ = "tool_calls"
+
+    thread_pk: Mapped[int] = mapped_column(
+        ForeignKey("threads.pk", ondelete="CASCADE"), primary_key=True
+    )
+    call_seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    call_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    answer_seq: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (Index(None, "thread_pk", "call_id"),)
+
+
+THREADS = cast(Table, ThreadRow.__table__)
+"""Core table handle, for the INSERT ... ON CONFLICT and bulk UPDATE statements."""

@@ -1,0 +1,319 @@
+"""`Thread`: one conversation's handle: append, read, delete; every query scoped by owner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from attrs import define, field
+from sqlalchemy import Connection, delete, insert, select, update
+
+from contextkit.errors import NotFound, PermissionDenied, ValidationError
+from contextkit.store import engine as db
+from contextkit.store.codec import MESSAGE_COLUMNS, message_from_row, message_to_row
+from contextkit.store.schema import THREADS, MessageRow, ThreadRow, ToolCallRow, utcnow
+from contextkit.types import Message, Role, ThreadInfo, check_id
+
+if TYPE_CHECKING:
+    from contextkit.store.store import Store
+
+__all__ = ["Thread"]
+
+_COLUMNS = [getattr(MessageRow, c) for c in MESSAGE_COLUMNS]
+_PAGE = 500
+
+
+@define
+class _Pending:
+    message: Message
+    key: str | None
+    row: dict[str, Any] = field(factory=dict)
+
+
+class Thread:
+    """A handle on a stored thread, bound to its owner.
+
+    Obtained from `Store.thread()`; cheap to create, holds no connection. Messages are
+    append-only: seqs are 1, 2, 3, … with no gaps, assigned under the thread's write lock.
+    """
+
+    def __init__(self, store: Store, pk: int, info: ThreadInfo) -> None:
+        self._store = store
+        self._pk = pk
+        self._info = info
+
+    def __repr__(self) -> str:
+        return f"<Thread {self.id!r} owner={self.owner!r} model={self.model!r}>"
+
+    @property
+    def id(self) -> str:
+        return self._info.id
+
+    @property
+    def owner(self) -> str:
+        return self._info.owner
+
+    @property
+    def model(self) -> str:
+        return self._info.model
+
+    @property
+    def system(self) -> str | None:
+        return self._info.system
+
+    @property
+    def max_context_tokens(self) -> int:
+        return self._info.max_context_tokens
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return self._info.metadata
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def info(self) -> ThreadInfo:
+        """A fresh snapshot of the thread's settings and size."""
+        self._info = db.read(self._store.engine, self._locked_info)
+        return self._info
+
+    def __len__(self) -> int:
+        return self.info().message_count
+
+    def append(
+        self, message: object, *, idempotency_key: str | None = None, pinned: bool = False
+    ) -> Message:
+        """Validate and store one message; returns it with its `seq`.
+
+        `message` is an OpenAI-format dict, an openai SDK message object (e.g. a
+        `ChatCompletionMessage`) or a `Message`. With an `idempotency_key`, a retry of the
+        same append returns the stored message instead of adding a second row. `pinned`
+        messages stay in every prompt, right after the system prompt. Invalid input raises
+        `ValidationError` and writes nothing.
+        """
+        return self._write([self._prepare(message, idempotency_key, pinned)])[0]
+
+    def extend(self, messages: Iterable[object]) -> list[Message]:
+        """Append several messages in one transaction: all are stored, or none."""
+        return self._write([self._prepare(m, None, False) for m in messages])
+
+    def messages(
+        self, *, after: int = 0, before: int | None = None, page_size: int = _PAGE
+    ) -> Iterator[Message]:
+        """Iterate stored messages in seq order, `after < seq < before`, a page at a time.
+
+        Never loads the whole thread: each page is one indexed range query.
+        """
+        if page_size < 1:
+            raise ValidationError(f"page_size must be positive, got {page_size}")
+        last = after
+        while True:
+            page = db.read(
+                self._store.engine, partial(self._page, after=last, before=before, limit=page_size)
+            )
+            yield from page
+            if len(page) < page_size:
+                return
+            last = page[-1].seq or last
+
+    def get(self, seq: int) -> Message:
+        """The message with this seq, or `NotFound`."""
+        page = db.read(self._store.engine, lambda c: self._page(c, seq - 1, seq + 1, 1))
+        if not page:
+            raise NotFound(f"thread {self.id!r} has no message {seq}")
+        return page[0]
+
+    def update(
+        self,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        max_context_tokens: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ThreadInfo:
+        """Change the thread's settings; arguments left at None keep their value."""
+        values = self._store._settings(
+            model=model, system=system, max_context_tokens=max_context_tokens, metadata=metadata
+        )
+
+        def txn(conn: Connection) -> ThreadInfo:
+            self._locked_info(conn)
+            if values:
+                conn.execute(update(THREADS).where(ThreadRow.pk == self._pk).values(**values))
+            return self._locked_info(conn)
+
+        self._info = db.write(self._store.engine, txn)
+        return self._info
+
+    def delete(self) -> None:
+        """Delete the thread and all its messages. Further use of this handle: `NotFound`."""
+
+        def txn(conn: Connection) -> None:
+            self._locked_info(conn)
+            conn.execute(delete(ToolCallRow).where(ToolCallRow.thread_pk == self._pk))
+            conn.execute(delete(MessageRow).where(MessageRow.thread_pk == self._pk))
+            conn.execute(delete(ThreadRow).where(ThreadRow.pk == self._pk))
+
+        db.write(self._store.engine, txn)
+
+    def _locked_info(self, conn: Connection) -> ThreadInfo:
+        """Re-read the thread row (locking it in a write transaction), checking the owner."""
+        stmt = select(ThreadRow).where(ThreadRow.pk == self._pk)
+        if conn.get_execution_options().get("contextkit_write"):
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).mappings().one_or_none()
+        if row is None:
+            raise NotFound(f"thread {self.id!r} was deleted")
+        if row["owner"] != self.owner:
+            raise PermissionDenied(f"thread {self.id!r} belongs to another owner")
+        return self._store._info_from_row(row)
+
+    def _page(self, conn: Connection, after: int, before: int | None, limit: int) -> list[Message]:
+        self._locked_info(conn)
+        stmt = (
+            select(*_COLUMNS)
+            .where(MessageRow.thread_pk == self._pk, MessageRow.seq > after)
+            .order_by(MessageRow.seq)
+            .limit(limit)
+        )
+        if before is not None:
+            stmt = stmt.where(MessageRow.seq < before)
+        return [message_from_row(r) for r in conn.execute(stmt).mappings()]
+
+    def _prepare(self, message: object, key: str | None, pinned: bool) -> _Pending:
+        parsed = Message.parse(message)
+        if pinned and not parsed.pinned:
+            parsed = _evolve(parsed, pinned=True)
+        if key is not None:
+            check_id(key, "idempotency_key")
+        return _Pending(parsed, key, message_to_row(parsed))
+
+    def _write(self, items: list[_Pending]) -> list[Message]:
+        if not items:
+            return []
+        return db.write(self._store.engine, lambda conn: self._insert(conn, items))
+
+    def _insert(self, conn: Connection, items: list[_Pending]) -> list[Message]:
+        info = self._locked_info(conn)
+        seq = info.message_count
+        now = utcnow()
+        out: list[Message] = []
+        rows: list[dict[str, Any]] = []
+        calls: list[dict[str, Any]] = []
+        answered: list[tuple[int, str, int]] = []
+        by_key: dict[str, Message] = {}
+        pending = _PendingCalls(conn, self._pk)
+        for item in items:
+            if item.key is not None:
+                existing = by_key.get(item.key) or self._by_key(conn, item.key)
+                if existing is not None:
+                    if message_to_row(existing) != item.row:
+                        raise ValidationError(
+                            f"idempotency_key {item.key!r} was already used for a different "
+                            f"message (seq {existing.seq}); use a new key for a new message"
+                        )
+                    out.append(existing)
+                    continue
+            seq += 1
+            msg = item.message
+            if msg.role is Role.TOOL:
+                assert msg.tool_call_id is not None
+                answered.append((pending.answer(msg.tool_call_id), msg.tool_call_id, seq))
+            for call in msg.tool_calls:
+                pending.add(call.id, seq)
+                calls.append({"thread_pk": self._pk, "call_seq": seq, "call_id": call.id})
+            row = {
+                **item.row,
+                "thread_pk": self._pk,
+                "seq": seq,
+                "idempotency_key": item.key,
+                "token_count": None,
+                "created_at": now,
+            }
+            rows.append(row)
+            stored = _evolve(msg, seq=seq, created_at=now)
+            if item.key is not None:
+                by_key[item.key] = stored
+            out.append(stored)
+        if rows:
+            conn.execute(insert(MessageRow), rows)
+            if calls:
+                conn.execute(insert(ToolCallRow), calls)
+            for call_seq, call_id, answer_seq in answered:
+                conn.execute(
+                    update(ToolCallRow)
+                    .where(
+                        ToolCallRow.thread_pk == self._pk,
+                        ToolCallRow.call_seq == call_seq,
+                        ToolCallRow.call_id == call_id,
+                    )
+                    .values(answer_seq=answer_seq)
+                )
+            conn.execute(
+                update(ThreadRow)
+                .where(ThreadRow.pk == self._pk)
+                .values(last_seq=seq, updated_at=now)
+            )
+        return out
+
+    def _by_key(self, conn: Connection, key: str) -> Message | None:
+        row = (
+            conn.execute(
+                select(*_COLUMNS).where(
+                    MessageRow.thread_pk == self._pk, MessageRow.idempotency_key == key
+                )
+            )
+            .mappings()
+            .one_or_none()
+        )
+        return None if row is None else message_from_row(row)
+
+
+class _PendingCalls:
+    """Tool calls awaiting an answer, read from the database on demand and kept current."""
+
+    def __init__(self, conn: Connection, thread_pk: int) -> None:
+        self._conn = conn
+        self._pk = thread_pk
+        self._open: dict[str, int | None] = {}
+
+    def _lookup(self, call_id: str) -> int | None:
+        if call_id not in self._open:
+            self._open[call_id] = self._conn.execute(
+                select(ToolCallRow.call_seq)
+                .where(
+                    ToolCallRow.thread_pk == self._pk,
+                    ToolCallRow.call_id == call_id,
+                    ToolCallRow.answer_seq.is_(None),
+                )
+                .order_by(ToolCallRow.call_seq.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+        return self._open[call_id]
+
+    def add(self, call_id: str, seq: int) -> None:
+        if self._lookup(call_id) is not None:
+            raise ValidationError(
+                f"tool call id {call_id!r} is already pending an answer in this thread; "
+                "tool call ids must be unique among unanswered calls"
+            )
+        self._open[call_id] = seq
+
+    def answer(self, call_id: str) -> int:
+        call_seq = self._lookup(call_id)
+        if call_seq is None:
+            raise ValidationError(
+                f"tool message answers tool_call_id {call_id!r}, but no unanswered tool call "
+                "with that id exists in this thread; append the assistant message with its "
+                "tool_calls first, and answer each call once"
+            )
+        self._open[call_id] = None
+        return call_seq
+
+
+def _evolve(message: Message, **changes: Any) -> Message:
+    import attrs
+
+    return attrs.evolve(message, **changes)

@@ -1,0 +1,91 @@
+"""Shared fixtures: every store test runs on a real SQLite file and a real PostgreSQL server.
+
+PostgreSQL comes from `CONTEXTKIT_TEST_PG_URL` (set by `.ci/run`, which starts a throw-away
+server). Without it the PostgreSQL cases skip with the reason shown; under `CI=true` a
+missing server is an error instead, so CI cannot go green without testing PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import contextkit
+
+PG_URL = os.environ.get("CONTEXTKIT_TEST_PG_URL")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _pg_admin_url() -> sa.URL:
+    if not PG_URL:
+        reason = "PostgreSQL not configured: set CONTEXTKIT_TEST_PG_URL (see .ci/postgres.sh)"
+        if IN_CI:
+            pytest.fail(f"{reason}; CI must test PostgreSQL")
+        pytest.skip(reason)
+    return contextkit.store.engine.normalize_url(PG_URL)
+
+
+class Database:
+    """A fresh, empty database for one test; `url` is what `contextkit.open()` takes."""
+
+    def __init__(self, kind: str, tmp_path: Path) -> None:
+        self.kind = kind
+        self._admin: sa.Engine | None = None
+        if kind == "sqlite":
+            self.url = f"sqlite:///{tmp_path / 'contextkit.db'}"
+            return
+        admin_url = _pg_admin_url()
+        self.name = f"ck_{uuid.uuid4().hex[:16]}"
+        self._admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with self._admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
+        self.url = admin_url.set(database=self.name).render_as_string(hide_password=False)
+
+    def engine(self) -> sa.Engine:
+        return contextkit.store.engine.create_engine(self.url)
+
+    def drop(self) -> None:
+        if self._admin is None:
+            return
+        with self._admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        self._admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    db = Database(request.param, tmp_path)
+    try:
+        yield db
+    finally:
+        db.drop()
+
+
+@pytest.fixture
+def store(database: Database) -> Iterator[contextkit.Store]:
+    s = contextkit.open(database.url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[contextkit.Store]:
+    s = contextkit.open(f"sqlite:///{tmp_path / 'contextkit.db'}")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def table_counts(store: contextkit.Store) -> dict[str, int]:
+    """Row counts of every contextkit table: the 'nothing was written' check."""
+    names = ["threads", "messages", "tool_calls"]
+    with store.engine.connect() as conn:
+        return {n: conn.execute(sa.text(f"SELECT count(*) FROM {n}")).scalar_one() for n in names}
