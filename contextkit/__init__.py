@@ -15,8 +15,9 @@ from contextkit.errors import (
     UnknownModelError,
     ValidationError,
 )
-from contextkit.models import ModelSpec, get_model, known_models, register_model
+from contextkit.models import ModelSpec, Prices, get_model, known_models, register_model
 from contextkit.store import Store, Thread, open
+from contextkit.tokens import Calibration, count_messages, count_tokens, image_tokens
 from contextkit.types import (
     FunctionCall,
     ImagePart,
@@ -28,6 +29,7 @@ from contextkit.types import (
 )
 
 __all__ = [
+    "Calibration",
     "ContextKitError",
     "ContextOverflowError",
     "FunctionCall",
@@ -37,6 +39,7 @@ __all__ = [
     "ModelSpec",
     "NotFound",
     "PermissionDenied",
+    "Prices",
     "Role",
     "Store",
     "StoreError",
@@ -46,7 +49,10 @@ __all__ = [
     "ToolCall",
     "UnknownModelError",
     "ValidationError",
+    "count_messages",
+    "count_tokens",
     "get_model",
+    "image_tokens",
     "known_models",
     "open",
     "register_model",

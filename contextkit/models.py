@@ -20,8 +20,8 @@ from typing import Any
 
 import attrs
 from attrs import field, frozen
-from attrs.validators import ge, instance_of
 
+from contextkit._validators import at_least, is_bool
 from contextkit.errors import UnknownModelError, ValidationError
 from contextkit.tokens.images import DEFAULT_IMAGE_LIMITS, ImageLimits
 from contextkit.tokens.template import (
@@ -113,7 +113,7 @@ class TiktokenTokenizer:
         return len(self.encoding.encode_ordinary(text))
 
 
-_positive = [instance_of(int), ge(1)]
+_positive = at_least(1)
 
 
 def _valid_id(value: object, what: str) -> str:
@@ -144,7 +144,7 @@ class ModelSpec:
     max_output_tokens: int = field(validator=_positive)
     default_context_tokens: int = field(validator=_positive)
     prices: Prices | None = field(default=None)
-    thinking_default: bool = field(default=False, validator=instance_of(bool))
+    thinking_default: bool = field(default=False, validator=is_bool)
     reasoning_replay: ReasoningReplay = field(
         default=ReasoningReplay.NEVER, converter=ReasoningReplay
     )

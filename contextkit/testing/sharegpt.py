@@ -55,7 +55,7 @@ def iter_items() -> Iterator[dict[str, Any]]:
 def conversations(min_messages: int = 1) -> Iterator[list[dict[str, str]]]:
     """Conversations as OpenAI-format message lists (text only, NUL bytes removed)."""
     for item in iter_items():
-        messages = []
+        messages: list[dict[str, str]] = []
         for turn in item.get("conversations") or ():
             role = _ROLES.get(str(turn.get("from", "")).lower())
             text = turn.get("value")

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from attrs import field, frozen
-from attrs.validators import ge, instance_of
 
+from contextkit._validators import at_least
 from contextkit.errors import ImageError, ValidationError
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
 DETAILS = ("auto", "low", "high")
 """The `image_url.detail` values the API accepts."""
 
-_positive = [instance_of(int), ge(1)]
+_positive = at_least(1)
 
 
 def _formats(value: object) -> frozenset[str]:
@@ -58,8 +58,8 @@ class ImageLimits:
     )
     fit: int = field(default=2048, validator=_positive)
     tile: int = field(default=512, validator=_positive)
-    base_tokens: int = field(default=85, validator=[instance_of(int), ge(0)])
-    tile_tokens: int = field(default=170, validator=[instance_of(int), ge(0)])
+    base_tokens: int = field(default=85, validator=at_least(0))
+    tile_tokens: int = field(default=170, validator=at_least(0))
 
     def __attrs_post_init__(self) -> None:
         if self.min_side > self.max_side:
