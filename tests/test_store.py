@@ -88,7 +88,13 @@ def test_owner_isolation(store: contextkit.Store) -> None:
     assert {t.id for t in store.threads(all_owners=True)} == {"shared-id", "bob-1"}
     # bob's failed attempts wrote nothing and changed nothing of alice's
     assert [m.content for m in alice.messages()] == ["my secret order is 5512"]
-    assert table_counts(store) == {"threads": 2, "messages": 2, "tool_calls": 0}
+    assert table_counts(store) == {
+        "threads": 2,
+        "messages": 2,
+        "tool_calls": 0,
+        "calls": 0,
+        "calibrations": 0,
+    }
 
 
 def test_sql_looking_ids_and_owners_are_just_strings(store: contextkit.Store) -> None:
@@ -267,7 +273,13 @@ def test_delete(store: contextkit.Store) -> None:
     keep = store.thread("other", model="deepseek-v4-flash", owner="alice")
     keep.append({"role": "user", "content": "stay"})
     t.delete()
-    assert table_counts(store) == {"threads": 1, "messages": 1, "tool_calls": 0}
+    assert table_counts(store) == {
+        "threads": 1,
+        "messages": 1,
+        "tool_calls": 0,
+        "calls": 0,
+        "calibrations": 0,
+    }
     with pytest.raises(NotFound):
         t.append({"role": "user", "content": "y"})
     with pytest.raises(NotFound):

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -29,7 +31,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contextkit.types import canonical_json
 
-__all__ = ["Base", "CanonicalJSON", "MessageRow", "ThreadRow", "ToolCallRow", "utcnow"]
+__all__ = [
+    "MESSAGES",
+    "THREADS",
+    "Base",
+    "CalibrationRow",
+    "CallRow",
+    "CanonicalJSON",
+    "MessageRow",
+    "ThreadRow",
+    "ToolCallRow",
+    "utcnow",
+]
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -100,6 +113,15 @@ class ThreadRow(Base):
     total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    window_start: Mapped[int] = mapped_column(Integer, server_default="1")
+    """First seq of the live window; moves forward only, in large steps."""
+    cum_weight: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """Sum of the window weights of all unpinned messages (see `MessageRow.cum_before`)."""
+    turn_seq: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Seq of the user message that opened the current turn (0: none yet)."""
+    turn_tool_calls: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    pending_calls: Mapped[int] = mapped_column(Integer, server_default="0")
+    call_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (Index(None, "owner", "updated_at"),)
 
@@ -124,9 +146,24 @@ class MessageRow(Base):
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reasoning_kept: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    """The replay form, fixed at write time: does the prompt carry `reasoning_content`."""
+    lead: Mapped[str | None] = mapped_column(String(64))
+    """Leading whitespace context of the rendered message (`MessageShape.lead`), if any."""
+    cum_before: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """Window weight of the unpinned messages before this one: finds a cut point by index."""
+    boundary: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    """The window may start here: unpinned, not a tool result, no tool call left open."""
 
     __table_args__ = (
         Index(None, "thread_pk", "idempotency_key", unique=True),
+        Index(
+            "ix_messages_cut",
+            "thread_pk",
+            "cum_before",
+            sqlite_where=text("boundary"),
+            postgresql_where=text("boundary"),
+        ),
         Index(
             "ix_messages_pinned",
             "thread_pk",
@@ -152,5 +189,47 @@ class ToolCallRow(Base):
     __table_args__ = (Index(None, "thread_pk", "call_id"),)
 
 
+class CallRow(Base):
+    """One model call: reported usage beside what contextkit predicted, and its cost."""
+
+    __tablename__ = "calls"
+
+    thread_pk: Mapped[int] = mapped_column(
+        ForeignKey("threads.pk", ondelete="CASCADE"), primary_key=True
+    )
+    n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    message_seq: Mapped[int | None] = mapped_column(Integer)
+    response_id: Mapped[str | None] = mapped_column(String(255))
+    model: Mapped[str] = mapped_column(String(128))
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    cache_hit_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    cache_miss_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    predicted_prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    predicted_cache_hit_tokens: Mapped[int | None] = mapped_column(Integer)
+    structure: Mapped[str | None] = mapped_column(String(255))
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    window_start: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index(None, "thread_pk", "response_id", unique=True),)
+
+
+class CalibrationRow(Base):
+    """Last seen gap between reported and predicted prompt tokens, per model and structure."""
+
+    __tablename__ = "calibrations"
+
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    structure: Mapped[str] = mapped_column(String(255), primary_key=True)
+    delta: Mapped[int] = mapped_column(Integer)
+    observations: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 THREADS = cast(Table, ThreadRow.__table__)
+MESSAGES = cast(Table, MessageRow.__table__)
 """Core table handle, for the INSERT ... ON CONFLICT and bulk UPDATE statements."""

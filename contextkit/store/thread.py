@@ -7,16 +7,18 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from attrs import define, field
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
 
 from contextkit.errors import NotFound, PermissionDenied, ValidationError
 from contextkit.store import engine as db
+from contextkit.store import ledger
 from contextkit.store.codec import MESSAGE_COLUMNS, message_from_row, message_to_row
 from contextkit.store.schema import THREADS, MessageRow, ThreadRow, ToolCallRow, utcnow
 from contextkit.types import Message, Role, ThreadInfo, check_id
 
 if TYPE_CHECKING:
     from contextkit.store.store import Store
+    from contextkit.window import Prompt
 
 __all__ = ["Thread"]
 
@@ -42,6 +44,7 @@ class Thread:
         self._store = store
         self._pk = pk
         self._info = info
+        self._last_prompt: Prompt | None = None
 
     def __repr__(self) -> str:
         return f"<Thread {self.id!r} owner={self.owner!r} model={self.model!r}>"
@@ -118,6 +121,34 @@ class Thread:
                 return
             last = page[-1].seq or last
 
+    def prepare(self, *, max_tokens: int, extra: object = None, **options: Any) -> Prompt:
+        """The next call's prompt with its exact token count and window facts.
+
+        Options: `tools`, `thinking`, `reasoning_effort`, `low_water` (see `window.prepare`).
+        """
+        from contextkit.window import prepare
+
+        prompt = prepare(self, max_tokens=max_tokens, extra=extra, **options)
+        self._last_prompt = prompt
+        return prompt
+
+    def build(
+        self, *, max_tokens: int, extra: object = None, format: str = "openai", **options: Any
+    ) -> Any:
+        """The messages for the next call: a list of dicts for `chat.completions.create`.
+
+        Layout: system prompt, pinned messages, live window, then `extra` (volatile context,
+        never stored). Prompt tokens + `max_tokens` never exceed `max_context_tokens`.
+        `format="anthropic"` returns `{"system": ..., "messages": [...]}` for the Anthropic
+        Messages API instead.
+        """
+        prompt = self.prepare(max_tokens=max_tokens, extra=extra, **options)
+        if format == "openai":
+            return prompt.to_list()
+        if format == "anthropic":
+            return prompt.to_anthropic()
+        raise ValidationError(f"format must be 'openai' or 'anthropic', got {format!r:.40}")
+
     def get(self, seq: int) -> Message:
         """The message with this seq, or `NotFound`."""
         page = db.read(self._store.engine, lambda c: self._page(c, seq - 1, seq + 1, 1))
@@ -158,7 +189,7 @@ class Thread:
 
         db.write(self._store.engine, txn)
 
-    def _locked_info(self, conn: Connection) -> ThreadInfo:
+    def _locked_row(self, conn: Connection) -> RowMapping:
         """Re-read the thread row (locking it in a write transaction), checking the owner."""
         stmt = select(ThreadRow).where(ThreadRow.pk == self._pk)
         if conn.get_execution_options().get("contextkit_write"):
@@ -168,7 +199,10 @@ class Thread:
             raise NotFound(f"thread {self.id!r} was deleted")
         if row["owner"] != self.owner:
             raise PermissionDenied(f"thread {self.id!r} belongs to another owner")
-        return self._store._info_from_row(row)
+        return row
+
+    def _locked_info(self, conn: Connection) -> ThreadInfo:
+        return self._store._info_from_row(self._locked_row(conn))
 
     def _page(self, conn: Connection, after: int, before: int | None, limit: int) -> list[Message]:
         self._locked_info(conn)
@@ -186,6 +220,11 @@ class Thread:
         parsed = Message.parse(message)
         if pinned and not parsed.pinned:
             parsed = _evolve(parsed, pinned=True)
+        if parsed.pinned and (parsed.role is Role.TOOL or parsed.tool_calls):
+            raise ValidationError(
+                "tool calls and tool results cannot be pinned: a call and its results must "
+                "stay together in the window; pin a plain user, system or assistant message"
+            )
         if key is not None:
             check_id(key, "idempotency_key")
         return _Pending(parsed, key, message_to_row(parsed))
@@ -196,8 +235,17 @@ class Thread:
         return db.write(self._store.engine, lambda conn: self._insert(conn, items))
 
     def _insert(self, conn: Connection, items: list[_Pending]) -> list[Message]:
-        info = self._locked_info(conn)
-        seq = info.message_count
+        thread = self._locked_row(conn)
+        seq = thread["last_seq"]
+        spec = ledger.spec_for(thread["model"])
+        state = ledger.TurnState(
+            cum=thread["cum_weight"],
+            turn_seq=thread["turn_seq"],
+            turn_tool_calls=thread["turn_tool_calls"],
+            pending=thread["pending_calls"],
+            total=thread["total_tokens"],
+        )
+        flip: tuple[int, int] | None = None
         now = utcnow()
         out: list[Message] = []
         rows: list[dict[str, Any]] = []
@@ -224,16 +272,19 @@ class Thread:
             for call in msg.tool_calls:
                 pending.add(call.id, seq)
                 calls.append({"thread_pk": self._pk, "call_seq": seq, "call_id": call.id})
+            if flip is None and ledger.needs_flip(msg, state):
+                flip = (max(state.turn_seq, 1), seq)
+            entry = ledger.account(msg, spec, state, seq)
             row = {
                 **item.row,
+                **entry.columns(),
                 "thread_pk": self._pk,
                 "seq": seq,
                 "idempotency_key": item.key,
-                "token_count": None,
                 "created_at": now,
             }
             rows.append(row)
-            stored = _evolve(msg, seq=seq, created_at=now)
+            stored = _evolve(msg, seq=seq, created_at=now, token_count=entry.token_count)
             if item.key is not None:
                 by_key[item.key] = stored
             out.append(stored)
@@ -254,9 +305,47 @@ class Thread:
             conn.execute(
                 update(ThreadRow)
                 .where(ThreadRow.pk == self._pk)
-                .values(last_seq=seq, updated_at=now)
+                .values(
+                    last_seq=seq,
+                    updated_at=now,
+                    cum_weight=state.cum,
+                    turn_seq=state.turn_seq,
+                    turn_tool_calls=state.turn_tool_calls,
+                    pending_calls=state.pending,
+                    total_tokens=state.total,
+                )
             )
+            if flip is not None and self._stripped_in(conn, *flip):
+                ledger.recount(conn, self._pk, spec, from_seq=flip[0])
+                counts = self._token_counts(conn, [m.seq for m in out if m.seq])
+                out = [_evolve(m, token_count=counts.get(m.seq or 0)) for m in out]
         return out
+
+    def _stripped_in(self, conn: Connection, start: int, stop: int) -> bool:
+        """Whether an assistant message in [start, stop) has reasoning its prompt omits."""
+        return bool(
+            conn.execute(
+                select(func.count())
+                .select_from(MessageRow)
+                .where(
+                    MessageRow.thread_pk == self._pk,
+                    MessageRow.seq >= start,
+                    MessageRow.seq < stop,
+                    MessageRow.role == "assistant",
+                    MessageRow.reasoning_content.is_not(None),
+                    MessageRow.reasoning_kept.is_(False),
+                    MessageRow.pinned.is_(False),
+                )
+            ).scalar_one()
+        )
+
+    def _token_counts(self, conn: Connection, seqs: list[int]) -> dict[int, int | None]:
+        rows = conn.execute(
+            select(MessageRow.seq, MessageRow.token_count).where(
+                MessageRow.thread_pk == self._pk, MessageRow.seq.in_(seqs)
+            )
+        ).all()
+        return {seq: count for seq, count in rows}
 
     def _by_key(self, conn: Connection, key: str) -> Message | None:
         row = (

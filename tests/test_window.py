@@ -1,0 +1,306 @@
+"""build(): layout, budget, reasoning replay, tool-call integrity, prefix stability, cut point."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from contextkit.errors import ContextOverflowError, ValidationError
+from contextkit.tokens import count_messages, kept_reasoning
+from contextkit.tokens.template import ReasoningReplay
+
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+]
+
+
+def text(n: int, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def call(i: str, name: str = "lookup") -> dict:
+    return {"id": i, "type": "function", "function": {"name": name, "arguments": '{"q":1}'}}
+
+
+def dumps(messages) -> str:
+    return json.dumps(messages, ensure_ascii=False)
+
+
+def test_layout_order_and_replay_form(store):
+    t = store.thread("t", model="deepseek-v4-flash", system="Be brief.")
+    t.append({"role": "user", "content": "facts: the sky is green"}, pinned=True)
+    t.append({"role": "user", "content": "hi"})
+    t.append({"role": "assistant", "content": "hello", "reasoning_content": "greeting"})
+    t.append({"role": "user", "content": "weather?"})
+    t.append(
+        {
+            "role": "assistant",
+            "content": None,
+            "reasoning_content": "use tool",
+            "tool_calls": [call("c1")],
+        }
+    )
+    t.append({"role": "tool", "tool_call_id": "c1", "content": "sunny"})
+    t.append({"role": "assistant", "content": "Sunny.", "reasoning_content": "answer"})
+    out = t.build(max_tokens=100, extra="time: 12:00")
+    assert [m["role"] for m in out] == [
+        "system",
+        "user",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "system",
+    ]
+    assert out[0] == {"role": "system", "content": "Be brief."}
+    assert out[1]["content"] == "facts: the sky is green"
+    assert "reasoning_content" not in out[3]  # turn without tool calls: stripped
+    assert out[5]["reasoning_content"] == "use tool"  # tool-call turn: kept verbatim
+    assert out[7]["reasoning_content"] == "answer"
+    assert out[-1] == {"role": "system", "content": "time: 12:00"}
+    assert list(out[5]) == ["role", "content", "reasoning_content", "tool_calls"]
+    # every stored message is still there, reasoning included
+    assert [m.reasoning_content for m in t.messages()][2] == "greeting"
+
+
+def test_prompt_tokens_are_exact(store):
+    t = store.thread("t", model="deepseek-v4-pro", system="System prompt here.")
+    t.append({"role": "user", "content": "  leading spaces and 数字 123"})
+    t.append({"role": "assistant", "content": "ok", "reasoning_content": "r"})
+    t.append({"role": "user", "content": "call it"})
+    t.append(
+        {
+            "role": "assistant",
+            "content": "",
+            "reasoning_content": "x",
+            "tool_calls": [call("a"), call("b", "other")],
+        }
+    )
+    t.append({"role": "tool", "tool_call_id": "b", "content": "B"})
+    t.append({"role": "tool", "tool_call_id": "a", "content": "A"})
+    for thinking in (True, False):
+        p = t.prepare(max_tokens=64, thinking=thinking, extra="now")
+        assert p.prompt_tokens == count_messages(p.to_list(), "deepseek-v4-pro", thinking=thinking)
+        if not thinking:
+            assert all("reasoning_content" not in m for m in p.to_list())
+
+
+def test_deterministic_serialization(store):
+    t = store.thread("t", model="deepseek-v4-flash", system="s")
+    t.append(
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "a"},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "https://x.test/i.png", "detail": "low"},
+                },
+            ],
+        }
+    )
+    t.append({"role": "assistant", "content": "b", "name": "bot"})
+    first = dumps(t.build(max_tokens=10))
+    again = store.thread("t")
+    assert dumps(again.build(max_tokens=10)) == first
+    assert '"image_url": {"url": "https://x.test/i.png", "detail": "low"}' in first
+
+
+def test_flip_when_a_turn_later_makes_tool_calls(store):
+    t = store.thread("t", model="deepseek-v4-flash")
+    t.append({"role": "user", "content": "do it"})
+    t.append({"role": "assistant", "content": "thinking aloud", "reasoning_content": "plan"})
+    before = t.build(max_tokens=10)
+    assert "reasoning_content" not in before[1]
+    t.append(
+        {
+            "role": "assistant",
+            "content": None,
+            "reasoning_content": "call",
+            "tool_calls": [call("k")],
+        }
+    )
+    t.append({"role": "tool", "tool_call_id": "k", "content": "done"})
+    after = t.prepare(max_tokens=10)
+    assert after.to_list()[1]["reasoning_content"] == "plan"
+    assert after.prompt_tokens == count_messages(after.to_list())
+    assert t.info().total_tokens == sum(m.token_count for m in t.messages())
+
+
+def test_unanswered_tool_call_is_named(store):
+    t = store.thread("t", model="deepseek-v4-flash")
+    t.append({"role": "user", "content": "go"})
+    t.append({"role": "assistant", "content": None, "tool_calls": [call("c-1"), call("c-2")]})
+    t.append({"role": "tool", "tool_call_id": "c-1", "content": "ok"})
+    with pytest.raises(ValidationError, match="'c-2'"):
+        t.build(max_tokens=10)
+    t.append({"role": "tool", "tool_call_id": "c-2", "content": "ok"})
+    assert len(t.build(max_tokens=10)) == 4
+
+
+def test_overflow_carries_numbers(store):
+    t = store.thread("t", model="deepseek-v4-flash", max_context_tokens=300)
+    t.append({"role": "user", "content": text(400)})
+    with pytest.raises(ContextOverflowError) as err:
+        t.build(max_tokens=50)
+    assert err.value.budget == 250 and err.value.needed > 250
+    with pytest.raises(ContextOverflowError):
+        t.build(max_tokens=300)
+    with pytest.raises(ValidationError):
+        t.build(max_tokens=0)
+
+
+def test_cut_moves_in_large_steps_and_is_stored(store):
+    t = store.thread("t", model="deepseek-v4-flash", system="sys", max_context_tokens=2_000)
+    prompts, moves = [], 0
+    for i in range(60):
+        t.append({"role": "user", "content": text(40, i)})
+        p = t.prepare(max_tokens=200)
+        assert p.prompt_tokens + 200 <= 2_000
+        if prompts and not p.moved:
+            prev = prompts[-1].to_list()
+            assert p.to_list()[: len(prev)] == prev
+            assert dumps(p.to_list()).startswith(dumps(prev)[:-1])
+        moves += p.moved
+        prompts.append(p)
+        t.append({"role": "assistant", "content": text(30, 1000 + i)})
+    assert 2 <= moves <= 8, moves
+    # the cut point is stored: a fresh handle builds the same prompt
+    assert store.thread("t").build(max_tokens=200)[:3] == t.build(max_tokens=200)[:3]
+    assert store.thread("t").prepare(max_tokens=200).window_start > 1
+
+
+def test_agent_loop_cuts_between_tool_groups(store):
+    t = store.thread("agent", model="deepseek-v4-flash", max_context_tokens=3_000)
+    t.append({"role": "user", "content": "research the topic"})
+    for i in range(40):
+        t.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "reasoning_content": text(10, i),
+                "tool_calls": [call(f"s{i}")],
+            }
+        )
+        t.append({"role": "tool", "tool_call_id": f"s{i}", "content": text(40, i)})
+        out = t.build(max_tokens=300)
+        assert out[0]["role"] == "assistant" or out[0]["role"] == "user"
+        ids = {c["id"] for m in out for c in m.get("tool_calls", [])}
+        assert all(m["tool_call_id"] in ids for m in out if m["role"] == "tool")
+        assert all("reasoning_content" in m for m in out if m["role"] == "assistant")
+
+
+_THREAD_IDS = itertools.count()
+
+actions = st.lists(
+    st.one_of(
+        st.tuples(st.just("user"), st.integers(1, 120)),
+        st.tuples(st.just("assistant"), st.integers(1, 120), st.booleans()),
+        st.tuples(st.just("tools"), st.integers(1, 3), st.integers(1, 80), st.booleans()),
+        st.tuples(st.just("pin"), st.integers(1, 30)),
+        st.tuples(st.just("build"), st.integers(1, 300)),
+    ),
+    min_size=5,
+    max_size=60,
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("CONTEXTKIT_PROPERTY_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(actions=actions, seed=st.integers(0, 10**6))
+def test_property_random_threads(sqlite_store, actions, seed):
+    budget = 1_500
+    t = sqlite_store.thread(
+        f"p{next(_THREAD_IDS)}",
+        model="deepseek-v4-flash",
+        system="You help.",
+        max_context_tokens=budget,
+    )
+    n = 0
+    last = None
+    pins_since = 0
+    turn_stripped = turn_calls = flipped = False
+    for action in actions:
+        n += 1
+        kind = action[0]
+        if kind == "user":
+            t.append({"role": "user", "content": text(action[1], n)})
+            turn_stripped = turn_calls = False
+        elif kind == "assistant":
+            r = text(5, n) if action[2] else None
+            turn_stripped = turn_stripped or (action[2] and not turn_calls)
+            t.append({"role": "assistant", "content": text(action[1], n), "reasoning_content": r})
+        elif kind == "tools":
+            # a turn that becomes a tool-call turn now replays its earlier reasoning
+            flipped = flipped or (turn_stripped and not turn_calls)
+            turn_calls = True
+            ids = [f"c{n}-{k}" for k in range(action[1])]
+            r = text(5, n) if action[3] else None
+            t.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "reasoning_content": r,
+                    "tool_calls": [call(i) for i in ids],
+                }
+            )
+            for i in ids:
+                t.append({"role": "tool", "tool_call_id": i, "content": text(action[2], n)})
+        elif kind == "pin":
+            t.append({"role": "user", "content": text(action[1], n)}, pinned=True)
+            pins_since += 1
+        else:
+            max_tokens = action[1]
+            try:
+                p = t.prepare(max_tokens=max_tokens)
+            except ContextOverflowError as err:
+                assert err.needed > err.budget == budget - max_tokens
+                continue
+            out = p.to_list()
+            # (a) budget
+            assert p.calibrated_tokens + max_tokens <= budget
+            assert p.prompt_tokens == count_messages(out)
+            # (b) tool-call integrity
+            seen: dict[str, int] = {}
+            for m in out:
+                for c in m.get("tool_calls", []):
+                    seen[c["id"]] = 0
+                if m["role"] == "tool":
+                    assert m["tool_call_id"] in seen
+                    seen[m["tool_call_id"]] += 1
+            assert all(v == 1 for v in seen.values())
+            # (c) reasoning exactly on tool-call turns (judged on the whole stored history)
+            flow = [m for m in t.messages() if not m.pinned]
+            kept = kept_reasoning(
+                [m.to_openai() for m in flow], thinking=True, policy=ReasoningReplay.TOOL_TURNS
+            )
+            expect = {m.seq: k for m, k in zip(flow, kept, strict=True)}
+            for seq, m in zip(p.seqs, out[1:], strict=False):
+                if m["role"] == "assistant" and seq in expect:
+                    assert ("reasoning_content" in m) == expect[seq], (seq, m)
+            # (d) prefix stability between moves
+            if last is not None and not p.moved and pins_since == 0 and not flipped:
+                assert out[: len(last)] == last
+            last, pins_since, flipped = out, 0, False
