@@ -18,6 +18,7 @@ from contextkit.types import Message, Role, ThreadInfo, check_id
 
 if TYPE_CHECKING:
     from contextkit.store.store import Store
+    from contextkit.usage import Stats
     from contextkit.window import Prompt
 
 __all__ = ["Thread"]
@@ -148,6 +149,23 @@ class Thread:
         if format == "anthropic":
             return prompt.to_anthropic()
         raise ValidationError(f"format must be 'openai' or 'anthropic', got {format!r:.40}")
+
+    def record(
+        self, response: object, *, prompt: Prompt | None = None, latency_ms: float | None = None
+    ) -> Message:
+        """Store a chat completion's assistant message and its usage (cost, cache hits).
+
+        Idempotent per response id. `prompt` defaults to this handle's last `prepare()`.
+        """
+        from contextkit.usage import record
+
+        return record(self, response, prompt=prompt, latency_ms=latency_ms)
+
+    def stats(self) -> Stats:
+        """Messages, tokens, calls, cache hit/miss, cost in USD."""
+        from contextkit.usage import stats
+
+        return stats(self)
 
     def get(self, seq: int) -> Message:
         """The message with this seq, or `NotFound`."""

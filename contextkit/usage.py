@@ -1,0 +1,266 @@
+"""Recording model calls: the assistant message, its usage, cost, and the calibration loop.
+
+`record()` stores the reply and one `calls` row in a single transaction, keyed by the
+response id, so recording the same response twice (a retry) adds nothing. The gap between
+reported and predicted prompt tokens is kept per model and prompt structure, and the next
+`build()` budgets with it (self-calibrating counts).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from attrs import frozen
+from sqlalchemy import Connection, func, insert, select, update
+
+from contextkit.errors import ValidationError
+from contextkit.store import engine as db
+from contextkit.store.ledger import spec_for
+from contextkit.store.schema import CalibrationRow, CallRow, ThreadRow, utcnow
+from contextkit.types import Message, Role
+
+if TYPE_CHECKING:
+    from contextkit.store.thread import Thread
+    from contextkit.window import Prompt
+
+__all__ = ["Stats", "Usage", "record", "stats"]
+
+
+@frozen(kw_only=True)
+class Usage:
+    """Token usage one response reports (DeepSeek and OpenAI field names both understood)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cache_hit_tokens: int = 0
+    cache_miss_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @classmethod
+    def parse(cls, usage: object) -> Usage:
+        data = _mapping(usage, "usage")
+        prompt = _int(data, "prompt_tokens")
+        completion = _int(data, "completion_tokens")
+        hit = data.get("prompt_cache_hit_tokens")
+        if hit is None:
+            details = data.get("prompt_tokens_details") or {}
+            hit = _mapping(details, "prompt_tokens_details").get("cached_tokens") or 0
+        miss = data.get("prompt_cache_miss_tokens")
+        if miss is None:
+            miss = prompt - hit
+        details = _mapping(data.get("completion_tokens_details") or {}, "details")
+        reasoning = details.get("reasoning_tokens") or 0
+        for name, value in (("cache hit", hit), ("cache miss", miss), ("reasoning", reasoning)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValidationError(f"usage {name} tokens must be a non-negative int")
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cache_hit_tokens=hit,
+            cache_miss_tokens=miss,
+            reasoning_tokens=reasoning,
+        )
+
+
+@frozen(kw_only=True)
+class Stats:
+    """A thread's size and what its calls cost; `predicted_*` is contextkit's own estimate."""
+
+    messages: int
+    tokens: int
+    window_start: int
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cache_hit_tokens: int
+    cache_miss_tokens: int
+    predicted_prompt_tokens: int
+    predicted_cache_hit_tokens: int
+    cost_usd: float
+    compactions: int = 0
+
+    @property
+    def cache_hit_ratio(self) -> float:
+        """Share of prompt tokens served from the provider's cache (0.0 with no calls)."""
+        total = self.cache_hit_tokens + self.cache_miss_tokens
+        return self.cache_hit_tokens / total if total else 0.0
+
+
+def _mapping(value: object, what: str) -> Mapping[str, Any]:
+    if isinstance(value, Mapping):
+        return value
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        data = dump()
+        if isinstance(data, Mapping):
+            return data
+    raise ValidationError(f"{what} must be a mapping or an SDK object, got {type(value).__name__}")
+
+
+def _int(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(f"usage.{key} must be a non-negative int, got {value!r:.40}")
+    return value
+
+
+def record(
+    thread: Thread,
+    response: object,
+    *,
+    prompt: Prompt | None = None,
+    latency_ms: float | None = None,
+    predicted_cache_hit_tokens: int | None = None,
+) -> Message:
+    """Store a chat completion's assistant message and its usage; returns the message.
+
+    `response` is a `ChatCompletion` or its dict. `prompt` (default: the thread handle's last
+    `prepare()`) supplies the prediction to compare with and calibrate from.
+    """
+    data = _mapping(response, "response")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ValidationError("response has no choices; nothing to record")
+    choice = _mapping(choices[0], "choice")
+    message = Message.parse(choice.get("message"))
+    if message.role is not Role.ASSISTANT:
+        raise ValidationError(
+            f"a response message must be an assistant message, not {message.role}"
+        )
+    usage = Usage.parse(data["usage"]) if data.get("usage") is not None else None
+    response_id = data.get("id")
+    if response_id is not None and not isinstance(response_id, str):
+        raise ValidationError("response id must be a string")
+    finish = choice.get("finish_reason")
+    prompt = prompt if prompt is not None else thread._last_prompt
+    pending = thread._prepare(message, response_id, False)
+
+    def txn(conn: Connection) -> Message:
+        if response_id is not None:
+            seen = conn.execute(
+                select(CallRow.message_seq).where(
+                    CallRow.thread_pk == thread._pk, CallRow.response_id == response_id
+                )
+            ).first()
+            if seen is not None:
+                return thread._insert(conn, [pending])[0]
+        stored = thread._insert(conn, [pending])[0]
+        if usage is not None:
+            _insert_call(
+                conn,
+                thread,
+                stored,
+                usage,
+                response_id,
+                prompt,
+                latency_ms,
+                finish,
+                predicted_cache_hit_tokens,
+            )
+        return stored
+
+    return db.write(thread.store.engine, txn)
+
+
+def _insert_call(
+    conn: Connection,
+    thread: Thread,
+    stored: Message,
+    usage: Usage,
+    response_id: str | None,
+    prompt: Prompt | None,
+    latency_ms: float | None,
+    finish: object,
+    predicted_hits: int | None,
+) -> None:
+    row = conn.execute(
+        select(ThreadRow.call_count, ThreadRow.model).where(ThreadRow.pk == thread._pk)
+    ).one()
+    spec = spec_for(row.model)
+    n = row.call_count + 1
+    conn.execute(
+        insert(CallRow).values(
+            thread_pk=thread._pk,
+            n=n,
+            message_seq=stored.seq,
+            response_id=response_id,
+            model=spec.name,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cache_hit_tokens=usage.cache_hit_tokens,
+            cache_miss_tokens=usage.cache_miss_tokens,
+            predicted_prompt_tokens=prompt.prompt_tokens if prompt else None,
+            predicted_cache_hit_tokens=predicted_hits,
+            structure=prompt.structure if prompt else None,
+            cost_usd=spec.cost(
+                usage.cache_hit_tokens, usage.cache_miss_tokens, usage.completion_tokens
+            ),
+            latency_ms=latency_ms,
+            finish_reason=finish if isinstance(finish, str) else None,
+            window_start=prompt.window_start if prompt else None,
+            created_at=utcnow(),
+        )
+    )
+    conn.execute(update(ThreadRow).where(ThreadRow.pk == thread._pk).values(call_count=n))
+    if prompt is not None and prompt.model == spec.name:
+        _calibrate(conn, spec.name, prompt.structure, usage.prompt_tokens - prompt.prompt_tokens)
+
+
+def _calibrate(conn: Connection, model: str, structure: str, delta: int) -> None:
+    key = (CalibrationRow.model == model, CalibrationRow.structure == structure)
+    updated = conn.execute(
+        update(CalibrationRow)
+        .where(*key)
+        .values(delta=delta, observations=CalibrationRow.observations + 1, updated_at=utcnow())
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            insert(CalibrationRow).values(
+                model=model, structure=structure, delta=delta, observations=1, updated_at=utcnow()
+            )
+        )
+
+
+def stats(thread: Thread) -> Stats:
+    """Messages, tokens, calls, cache hits and cost of a thread, from two aggregate queries."""
+
+    def read(conn: Connection) -> Stats:
+        info = thread._locked_row(conn)
+        agg: Any = conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(CallRow.prompt_tokens), 0),
+                func.coalesce(func.sum(CallRow.completion_tokens), 0),
+                func.coalesce(func.sum(CallRow.reasoning_tokens), 0),
+                func.coalesce(func.sum(CallRow.cache_hit_tokens), 0),
+                func.coalesce(func.sum(CallRow.cache_miss_tokens), 0),
+                func.coalesce(func.sum(CallRow.predicted_prompt_tokens), 0),
+                func.coalesce(func.sum(CallRow.predicted_cache_hit_tokens), 0),
+                func.coalesce(func.sum(CallRow.cost_usd), 0.0),
+            ).where(CallRow.thread_pk == thread._pk)
+        ).one()
+        return Stats(
+            messages=info["last_seq"],
+            tokens=info["total_tokens"],
+            window_start=info["window_start"],
+            calls=agg[0],
+            prompt_tokens=int(agg[1]),
+            completion_tokens=int(agg[2]),
+            reasoning_tokens=int(agg[3]),
+            cache_hit_tokens=int(agg[4]),
+            cache_miss_tokens=int(agg[5]),
+            predicted_prompt_tokens=int(agg[6]),
+            predicted_cache_hit_tokens=int(agg[7]),
+            cost_usd=float(agg[8]),
+        )
+
+    return db.read(thread.store.engine, read)
+
+
+def now_ms() -> float:
+    """A monotonic clock in milliseconds, for call latency."""
+    return time.perf_counter() * 1000.0
