@@ -16,7 +16,7 @@ from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
-from sqlalchemy import Connection, RowMapping, select, update
+from sqlalchemy import ColumnClause, Connection, RowMapping, literal_column, select, update
 
 from contextkit.errors import ContextOverflowError, ValidationError
 from contextkit.models import ModelSpec
@@ -43,6 +43,11 @@ __all__ = ["LOW_WATER", "Prompt", "prepare"]
 
 LOW_WATER = 0.6
 """When the window must shrink, the live part drops to this share of the budget."""
+
+_PINNED: ColumnClause[bool] = literal_column("messages.pinned")
+_BOUNDARY: ColumnClause[bool] = literal_column("messages.boundary")
+"""Bare column predicates, written exactly as the partial indexes' WHERE so both databases
+use those indexes (SQLAlchemy would render `pinned = 1` on SQLite, which does not match)."""
 
 _COLUMNS = [
     *(getattr(MessageRow, c) for c in MESSAGE_COLUMNS),
@@ -281,7 +286,9 @@ def _snapshot(
             budget=row["max_context_tokens"],
         )
     budget = row["max_context_tokens"] - max_tokens
-    pinned = _rows(conn, select(*_COLUMNS).where(MessageRow.thread_pk == pk, MessageRow.pinned))
+    pinned = _rows(
+        conn, select(*_COLUMNS).where(MessageRow.thread_pk == pk, _PINNED).order_by(MessageRow.seq)
+    )
     fixed = fixed_extra + sum((m.token_count or 0) + ledger.PAD for m, _, _ in pinned)
     if row["system"]:
         fixed += _system_tokens(spec, row["system"], thinking)[0] + ledger.PAD
@@ -344,24 +351,26 @@ def _cut(conn: Connection, row: RowMapping, start: int, threshold: int) -> int |
 
     Prefers a user message (a whole turn); falls back to any boundary (an agent loop's step
     between tool-call groups), then to the last boundary (the smallest possible tail).
+    Boundaries are unpinned, and unpinned messages have strictly increasing `cum_before`, so
+    ordering by it alone walks the partial index `ix_messages_cut`.
     """
     base = select(MessageRow.seq).where(
         MessageRow.thread_pk == row["pk"],
-        MessageRow.boundary,
+        _BOUNDARY,
         MessageRow.cum_before >= threshold,
         MessageRow.seq >= start,
     )
     for stmt in (base.where(MessageRow.role == Role.USER.value), base):
-        seq = conn.execute(stmt.order_by(MessageRow.cum_before, MessageRow.seq).limit(1)).scalar()
+        seq = conn.execute(stmt.order_by(MessageRow.cum_before).limit(1)).scalar()
         if seq is not None:
             return int(seq)
     last = conn.execute(
         select(MessageRow.seq)
-        .where(MessageRow.thread_pk == row["pk"], MessageRow.boundary, MessageRow.seq >= start)
-        .order_by(MessageRow.cum_before.desc(), MessageRow.seq.desc())
+        .where(MessageRow.thread_pk == row["pk"], _BOUNDARY)
+        .order_by(MessageRow.cum_before.desc())
         .limit(1)
     ).scalar()
-    return None if last is None else int(last)
+    return None if last is None or last < start else int(last)
 
 
 def _unanswered(conn: Connection, pk: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 
 import pytest
 
@@ -56,7 +57,7 @@ def test_anthropic_request_shape(store):
     pydantic.TypeAdapter(list[MessageParam]).validate_python(req["messages"])
     assert req["system"][0]["text"] == "You are careful."
     roles = [m["role"] for m in req["messages"]]
-    assert all(a != b for a, b in zip(roles, roles[1:], strict=False))  # alternating
+    assert all(a != b for a, b in itertools.pairwise(roles))  # alternating
     blocks = [b for m in req["messages"] for b in m["content"]]
     kinds = [b["type"] for b in blocks]
     assert kinds.count("tool_use") == 1 and kinds.count("tool_result") == 1

@@ -102,3 +102,87 @@ def test_open_without_migrating_refuses_an_old_schema(tmp_path: Path) -> None:
         raise AssertionError("expected ContextKitError")
     contextkit.open(url).close()
     contextkit.open(url, migrate_schema=False).close()
+
+
+def test_upgrade_from_0001_fills_window_bookkeeping(database: Database) -> None:
+    """Data written under the first schema gets its counts and replay forms on upgrade."""
+    engine = database.engine()
+    try:
+        migrate.upgrade(engine, "0001")
+        now = "2026-11-23 10:00:00"
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO threads (id, owner, model, system, max_context_tokens, metadata,"
+                    " last_seq, total_tokens, created_at, updated_at) VALUES ('old', '',"
+                    " 'deepseek-v4-flash', 'sys', 4000, '{}', 4, 0, :now, :now)"
+                ),
+                {"now": now},
+            )
+            pk = conn.execute(sa.text("SELECT pk FROM threads")).scalar_one()
+            rows = [
+                (1, "user", "hi", None, None, None),
+                (
+                    2,
+                    "assistant",
+                    None,
+                    "plan",
+                    '[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]',
+                    None,
+                ),
+                (3, "tool", "42", None, None, "c"),
+                (4, "assistant", "done", "wrap up", None, None),
+            ]
+            for seq, role, content, reasoning, calls, call_id in rows:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO messages (thread_pk, seq, role, content, reasoning_content,"
+                        " tool_calls, tool_call_id, pinned, created_at) VALUES (:pk, :seq, :role,"
+                        " :content, :reasoning, :calls, :call_id, false, :now)"
+                    ),
+                    {
+                        "pk": pk,
+                        "seq": seq,
+                        "role": role,
+                        "content": content,
+                        "reasoning": reasoning,
+                        "calls": calls,
+                        "call_id": call_id,
+                        "now": now,
+                    },
+                )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO tool_calls (thread_pk, call_seq, call_id, answer_seq)"
+                    " VALUES (:pk, 2, 'c', 3)"
+                ),
+                {"pk": pk},
+            )
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    store = contextkit.open(database.url)
+    try:
+        thread = store.thread("old")
+        stored = list(thread.messages())
+        assert all(m.token_count and m.token_count > 0 for m in stored)
+        assert thread.info().total_tokens == sum(m.token_count for m in stored)
+        prompt = thread.prepare(max_tokens=100)
+        assert prompt.prompt_tokens == contextkit.count_messages(prompt.to_list())
+        assert [m.get("reasoning_content") for m in prompt.to_list()] == [
+            None,
+            None,
+            "plan",
+            None,
+            "wrap up",
+        ]
+    finally:
+        store.close()
+    # and back: rebuilding tables on SQLite must not cascade-delete the messages
+    engine = database.engine()
+    try:
+        migrate.downgrade(engine, "0001")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM messages")).scalar_one() == 4
+    finally:
+        engine.dispose()

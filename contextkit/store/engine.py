@@ -97,14 +97,18 @@ def _transient(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text)
 
 
-def _run(engine: Engine, fn: Callable[[Connection], T], *, write: bool) -> T:
+def _run(
+    engine: Engine, fn: Callable[[Connection], T], *, write: bool, foreign_keys: bool = True
+) -> T:
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with engine.connect() as conn:
                 if write:
                     conn.execution_options(**{_WRITE: True})
-                with conn.begin():
-                    return fn(conn)
+                if foreign_keys or conn.dialect.name != "sqlite":
+                    with conn.begin():
+                        return fn(conn)
+                return _without_foreign_keys(conn, fn)
         except DBAPIError as exc:
             if not _transient(exc) or attempt == MAX_ATTEMPTS:
                 raise StoreError(
@@ -115,9 +119,33 @@ def _run(engine: Engine, fn: Callable[[Connection], T], *, write: bool) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def write(engine: Engine, fn: Callable[[Connection], T]) -> T:
-    """Run `fn` in a write transaction, retrying busy/serialization conflicts (bounded)."""
-    return _run(engine, fn, write=True)
+def _without_foreign_keys(conn: Connection, fn: Callable[[Connection], T]) -> T:
+    """Run `fn` in a transaction with SQLite's foreign keys off, checked before commit.
+
+    Schema migrations rebuild tables (copy, drop, rename); with foreign keys on, dropping
+    the old `threads` table would cascade-delete every message. The pragma only takes effect
+    outside a transaction, hence the raw connection.
+    """
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        with conn.begin():
+            result = fn(conn)
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise StoreError(f"migration left {len(broken)} dangling rows; rolled back")
+        return result
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def write(engine: Engine, fn: Callable[[Connection], T], *, foreign_keys: bool = True) -> T:
+    """Run `fn` in a write transaction, retrying busy/serialization conflicts (bounded).
+
+    `foreign_keys=False` is for schema migrations on SQLite (see `_without_foreign_keys`).
+    """
+    return _run(engine, fn, write=True, foreign_keys=foreign_keys)
 
 
 def read(engine: Engine, fn: Callable[[Connection], T]) -> T:

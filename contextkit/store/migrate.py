@@ -74,7 +74,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
         if MigrationContext.configure(conn).get_current_revision() != target:
             command.upgrade(_config(conn), revision)
 
-    _engine.write(engine, run)
+    _engine.write(engine, run, foreign_keys=False)
     return target
 
 
@@ -85,5 +85,5 @@ def downgrade(engine: Engine, revision: str) -> str | None:
         _lock(conn)
         command.downgrade(_config(conn), revision)
 
-    _engine.write(engine, run)
+    _engine.write(engine, run, foreign_keys=False)
     return current_revision(engine)

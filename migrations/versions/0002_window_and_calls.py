@@ -21,32 +21,28 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("threads") as batch:
-        batch.add_column(
-            sa.Column("window_start", sa.Integer(), server_default="1", nullable=False)
-        )
-        batch.add_column(
-            sa.Column("cum_weight", sa.BigInteger(), server_default="0", nullable=False)
-        )
-        batch.add_column(sa.Column("turn_seq", sa.Integer(), server_default="0", nullable=False))
-        batch.add_column(
-            sa.Column("turn_tool_calls", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch.add_column(
-            sa.Column("pending_calls", sa.Integer(), server_default="0", nullable=False)
-        )
-        batch.add_column(sa.Column("call_count", sa.Integer(), server_default="0", nullable=False))
-    with op.batch_alter_table("messages") as batch:
-        batch.add_column(
-            sa.Column("reasoning_kept", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch.add_column(sa.Column("lead", sa.String(64), nullable=True))
-        batch.add_column(
-            sa.Column("cum_before", sa.BigInteger(), server_default="0", nullable=False)
-        )
-        batch.add_column(
-            sa.Column("boundary", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+    for table, column in [
+        ("threads", sa.Column("window_start", sa.Integer(), server_default="1", nullable=False)),
+        ("threads", sa.Column("cum_weight", sa.BigInteger(), server_default="0", nullable=False)),
+        ("threads", sa.Column("turn_seq", sa.Integer(), server_default="0", nullable=False)),
+        (
+            "threads",
+            sa.Column("turn_tool_calls", sa.Boolean(), server_default=sa.false(), nullable=False),
+        ),
+        ("threads", sa.Column("pending_calls", sa.Integer(), server_default="0", nullable=False)),
+        ("threads", sa.Column("call_count", sa.Integer(), server_default="0", nullable=False)),
+        (
+            "messages",
+            sa.Column("reasoning_kept", sa.Boolean(), server_default=sa.false(), nullable=False),
+        ),
+        ("messages", sa.Column("lead", sa.String(64), nullable=True)),
+        ("messages", sa.Column("cum_before", sa.BigInteger(), server_default="0", nullable=False)),
+        (
+            "messages",
+            sa.Column("boundary", sa.Boolean(), server_default=sa.false(), nullable=False),
+        ),
+    ]:
+        op.add_column(table, column)  # plain ALTER TABLE ADD COLUMN: no table rebuild
     op.create_index(
         "ix_messages_cut",
         "messages",
