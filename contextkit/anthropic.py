@@ -5,8 +5,8 @@ become `tool_use` blocks and tool results `tool_result` blocks in a user message
 reasoning becomes a leading `thinking` block (its `signature` is empty: reasoning stored from
 an OpenAI-format API has none, so send it back only to endpoints that accept that);
 consecutive messages of one role merge. `cache_control` marks up to three prefixes that stay
-byte-identical between calls: the end of the system prompt, the end of the pinned block, and
-the last stored message before the volatile `extra`.
+byte-identical between calls: the end of the system prompt, the end of the pinned messages
+and summary, and the last stored message before the volatile `extra`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ _EPHEMERAL = {"type": "ephemeral"}
 
 def to_anthropic(prompt: Prompt) -> dict[str, Any]:
     """`{"system": [...], "messages": [...]}` for `anthropic.Anthropic().messages.create`."""
-    n_system, n_pinned, n_live, _ = prompt.sections
+    n_system, n_pinned, n_summary, n_live, _ = prompt.sections
+    stable = n_system + n_pinned + n_summary
     system: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     marks: list[int] = []
@@ -41,7 +42,7 @@ def to_anthropic(prompt: Prompt) -> dict[str, Any]:
             messages[-1]["content"].extend(blocks)
         else:
             messages.append({"role": target, "content": blocks})
-        if i in (n_system + n_pinned - 1, n_system + n_pinned + n_live - 1):
+        if i in (stable - 1, stable + n_live - 1):
             marks.append(len(messages) - 1)
     if system:
         system[-1]["cache_control"] = dict(_EPHEMERAL)

@@ -62,3 +62,7 @@ class NotFound(ContextKitError, LookupError):
 
 class StoreError(ContextKitError):
     """The database refused or failed an operation after bounded retries."""
+
+
+class CompactionWarning(UserWarning):
+    """A compaction failed; the thread is unchanged and the prompt fell back to the cut point."""

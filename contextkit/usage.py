@@ -18,7 +18,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from contextkit.errors import ValidationError
 from contextkit.store import engine as db
 from contextkit.store.ledger import spec_for
-from contextkit.store.schema import CalibrationRow, CallRow, ThreadRow, utcnow
+from contextkit.store.schema import CalibrationRow, CallRow, SummaryRow, ThreadRow, utcnow
 from contextkit.types import Message, Role
 
 if TYPE_CHECKING:
@@ -80,7 +80,9 @@ class Stats:
     predicted_prompt_tokens: int
     predicted_cache_hit_tokens: int
     cost_usd: float
+    """Model calls plus summarizer calls."""
     compactions: int = 0
+    summarizer_cost_usd: float = 0.0
 
     @property
     def cache_hit_ratio(self) -> float:
@@ -243,6 +245,11 @@ def stats(thread: Thread) -> Stats:
                 func.coalesce(func.sum(CallRow.cost_usd), 0.0),
             ).where(CallRow.thread_pk == thread._pk)
         ).one()
+        summary_cost: Any = conn.execute(
+            select(func.coalesce(func.sum(SummaryRow.cost_usd), 0.0)).where(
+                SummaryRow.thread_pk == thread._pk
+            )
+        ).scalar_one()
         return Stats(
             messages=info["last_seq"],
             tokens=info["total_tokens"],
@@ -255,7 +262,9 @@ def stats(thread: Thread) -> Stats:
             cache_miss_tokens=int(agg[5]),
             predicted_prompt_tokens=int(agg[6]),
             predicted_cache_hit_tokens=int(agg[7]),
-            cost_usd=float(agg[8]),
+            cost_usd=float(agg[8]) + float(summary_cost),
+            compactions=info["summary_n"],
+            summarizer_cost_usd=float(summary_cost),
         )
 
     return db.read(thread.store.engine, read)

@@ -11,6 +11,7 @@ per-message counts and cumulative weights find the cut with one indexed query.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,20 @@ from typing import TYPE_CHECKING, Any
 from attrs import field, frozen
 from sqlalchemy import ColumnClause, Connection, RowMapping, literal_column, select, update
 
-from contextkit.errors import ContextOverflowError, ValidationError
+from contextkit.compaction import (
+    CompactionPolicy,
+    Summarizer,
+    Summary,
+    compact,
+    latest_summary,
+)
+from contextkit.errors import (
+    CompactionWarning,
+    ContextOverflowError,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from contextkit.models import ModelSpec
 from contextkit.store import engine as db
 from contextkit.store import ledger
@@ -76,10 +90,11 @@ class Prompt:
     reasoning_effort: str | None
     window_start: int
     moved: bool
-    seqs: tuple[int, ...]
+    seqs: tuple[int | None, ...]
+    """The stored seq of each message (None for system prompt, summary and extra)."""
     last_seq: int
-    sections: tuple[int, int, int, int] = (0, 0, 0, 0)
-    """How many of `messages` are system prompt, pinned, live window, extra (in order)."""
+    sections: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    """How many of `messages` are system prompt, pinned, summary, live window, extra."""
     tools: Tools | None = field(default=None, eq=False)
 
     def to_list(self) -> list[dict[str, Any]]:
@@ -123,6 +138,8 @@ class _Snapshot:
     window_start: int
     moved: bool
     correction: int
+    summary: Summary | None
+    pressure: int
 
 
 def prepare(
@@ -134,8 +151,15 @@ def prepare(
     thinking: bool | None = None,
     reasoning_effort: str | None = None,
     low_water: float = LOW_WATER,
+    compaction: CompactionPolicy | None = None,
+    summarizer: Summarizer | None = None,
 ) -> Prompt:
     """Assemble the prompt for the next call (see the module docstring for the rules).
+
+    Compacts first when the prompt would pass the policy's high-water mark (the store's
+    policy and summarizer unless given; `CompactionPolicy(enabled=False)` turns it off). If
+    the summarizer fails, the thread stays as it was and the cut point keeps the prompt
+    within budget, with a `CompactionWarning`.
 
     Raises `ContextOverflowError` when even the newest turn cannot fit beside the fixed part
     and `max_tokens`, and `ValidationError` when a tool call still waits for its result.
@@ -163,7 +187,10 @@ def prepare(
         [], spec, tools_tokens=tool_tokens, thinking=thinking, reasoning_effort=reasoning_effort
     )
     fixed_extra = sum(extra_tokens) + ledger.PAD * len(extras) + base + 2
-    for _ in range(4):
+    policy = compaction if compaction is not None else thread.store.compaction
+    attempted = not policy.enabled
+    compacted = False
+    for _ in range(5):
         snap = db.read(
             thread.store.engine,
             partial(
@@ -176,9 +203,15 @@ def prepare(
                 thinking=thinking,
                 effort=effort,
                 tools=bool(tools),
+                allow_cut=attempted,
             ),
         )
         budget = snap.thread["max_context_tokens"] - max_tokens
+        if not attempted:
+            attempted = True
+            if snap.pressure > policy.high_water * budget:
+                compacted = _compact(thread, summarizer, policy, max_tokens)
+                continue
         forms, counts, shapes, seqs = _layout(snap, spec, thinking)
         forms += extra_forms
         counts += extra_tokens
@@ -209,12 +242,13 @@ def prepare(
                 thinking=thinking,
                 reasoning_effort=effort,
                 window_start=snap.window_start,
-                moved=snap.moved,
+                moved=snap.moved or compacted,
                 seqs=tuple(seqs),
                 last_seq=snap.thread["last_seq"],
                 sections=(
                     1 if snap.thread["system"] else 0,
                     len(snap.pinned),
+                    1 if snap.summary is not None else 0,
                     len(snap.live),
                     len(extras),
                 ),
@@ -273,6 +307,7 @@ def _snapshot(
     thinking: bool,
     effort: str | None,
     tools: bool,
+    allow_cut: bool = True,
 ) -> _Snapshot:
     row = thread._locked_row(conn)
     pk = row["pk"]
@@ -292,11 +327,15 @@ def _snapshot(
     fixed = fixed_extra + sum((m.token_count or 0) + ledger.PAD for m, _, _ in pinned)
     if row["system"]:
         fixed += _system_tokens(spec, row["system"], thinking)[0] + ledger.PAD
+    summary = latest_summary(conn, pk, row["summary_n"])
+    if summary is not None:
+        fixed += summary.token_count + ledger.PAD
     start = row["window_start"]
     moved = False
-    if fixed + _live_weight(conn, row, start) > budget:
+    pressure = fixed + _live_weight(conn, row, start)
+    if allow_cut and pressure > budget:
         target = max(int(budget * low_water) - fixed, 0)
-        new = _cut(conn, row, start, row["cum_weight"] - target)
+        new = cut_point(conn, row, start, row["cum_weight"] - target)
         if new is not None and new != start:
             start, moved = new, True
     live = _rows(
@@ -309,13 +348,18 @@ def _snapshot(
         select(CalibrationRow.delta).where(
             CalibrationRow.model == spec.name,
             CalibrationRow.structure
-            == _structure_guess(pinned, live, row["system"], thinking, effort, tools),
+            == _structure_guess(
+                summary is not None, pinned, live, row["system"], thinking, effort, tools
+            ),
         )
     ).scalar_one_or_none()
-    return _Snapshot(row, tuple(pinned), tuple(live), start, moved, correction or 0)
+    return _Snapshot(
+        row, tuple(pinned), tuple(live), start, moved, correction or 0, summary, pressure
+    )
 
 
 def _structure_guess(
+    summary: bool,
     pinned: Sequence[tuple[Message, bool, str | None]],
     live: Sequence[tuple[Message, bool, str | None]],
     system: str | None,
@@ -323,7 +367,9 @@ def _structure_guess(
     effort: str | None,
     tools: bool,
 ) -> str:
-    roles = (["system"] if system else []) + [m.role.value for m, _, _ in (*pinned, *live)]
+    roles = (["system"] if system else []) + [m.role.value for m, _, _ in pinned]
+    roles += ["system"] if summary else []
+    roles += [m.role.value for m, _, _ in live]
     shapes = [MessageShape(role) for role in roles]
     return prompt_structure(shapes, tools=tools, thinking=thinking, reasoning_effort=effort)
 
@@ -346,7 +392,9 @@ def _live_weight(conn: Connection, row: RowMapping, start: int) -> int:
     return int(row["cum_weight"] - before)
 
 
-def _cut(conn: Connection, row: RowMapping, start: int, threshold: int) -> int | None:
+def cut_point(
+    conn: Connection, row: RowMapping, start: int, threshold: int, *, user_only: bool = False
+) -> int | None:
     """The first boundary at or after `start` whose tail weighs at most the target.
 
     Prefers a user message (a whole turn); falls back to any boundary (an agent loop's step
@@ -360,10 +408,13 @@ def _cut(conn: Connection, row: RowMapping, start: int, threshold: int) -> int |
         MessageRow.cum_before >= threshold,
         MessageRow.seq >= start,
     )
-    for stmt in (base.where(MessageRow.role == Role.USER.value), base):
+    user = base.where(MessageRow.role == Role.USER.value)
+    for stmt in (user,) if user_only else (user, base):
         seq = conn.execute(stmt.order_by(MessageRow.cum_before).limit(1)).scalar()
         if seq is not None:
             return int(seq)
+    if user_only:
+        return None
     last = conn.execute(
         select(MessageRow.seq)
         .where(MessageRow.thread_pk == row["pk"], _BOUNDARY)
@@ -389,20 +440,27 @@ def _unanswered(conn: Connection, pk: int) -> None:
 
 def _layout(
     snap: _Snapshot, spec: ModelSpec, thinking: bool
-) -> tuple[list[dict[str, Any]], list[int], list[MessageShape], list[int]]:
+) -> tuple[list[dict[str, Any]], list[int], list[MessageShape], list[int | None]]:
     forms: list[dict[str, Any]] = []
     counts: list[int] = []
     shapes: list[MessageShape] = []
-    seqs: list[int] = []
+    seqs: list[int | None] = []
     system = snap.thread["system"]
     if system:
         tokens, shape = _system_tokens(spec, system, thinking)
         forms.append({"role": "system", "content": system})
         counts.append(tokens)
         shapes.append(shape)
+        seqs.append(None)
     exact_mode = thinking == spec.thinking_default
     head = _head_without_calls(snap.live)
     for i, (message, kept, lead) in enumerate((*snap.pinned, *snap.live)):
+        if i == len(snap.pinned) and snap.summary is not None:
+            form = snap.summary.to_message()
+            forms.append(form)
+            counts.append(snap.summary.token_count)
+            shapes.append(message_shape(form, spec, thinking=thinking))
+            seqs.append(None)
         form = message.to_openai(reasoning=kept and thinking)
         forms.append(form)
         ignored = kept and i - len(snap.pinned) < head
@@ -413,8 +471,13 @@ def _layout(
             shown = form if not ignored else message.to_openai(reasoning=False)
             counts.append(message_tokens(shown, spec, thinking=thinking))
             shapes.append(message_shape(shown, spec, thinking=thinking))
-        assert message.seq is not None
         seqs.append(message.seq)
+    if snap.summary is not None and not snap.live:
+        form = snap.summary.to_message()
+        forms.append(form)
+        counts.append(snap.summary.token_count)
+        shapes.append(message_shape(form, spec, thinking=thinking))
+        seqs.append(None)
     return forms, counts, shapes, seqs
 
 
@@ -432,6 +495,30 @@ def _head_without_calls(live: Sequence[tuple[Message, bool, str | None]]) -> int
     else:
         head = len(live)
     return 0 if any(m.tool_calls for m, _, _ in live[:head]) else head
+
+
+def _compact(
+    thread: Thread, summarizer: Summarizer | None, policy: CompactionPolicy, max_tokens: int
+) -> bool:
+    """Compact now; on a summarizer failure warn and leave the thread as it was."""
+    try:
+        summary = compact(
+            thread,
+            summarizer=summarizer or thread.store.summarizer,
+            policy=policy,
+            max_tokens=max_tokens,
+        )
+    except (PermissionDenied, NotFound):
+        raise
+    except Exception as exc:
+        warnings.warn(
+            f"compaction of thread {thread.id!r} failed ({type(exc).__name__}: {exc}); the "
+            "thread is unchanged and this prompt drops its oldest turns instead",
+            CompactionWarning,
+            stacklevel=4,
+        )
+        return False
+    return summary is not None
 
 
 def _store_cut(thread: Thread, start: int) -> None:

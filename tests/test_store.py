@@ -94,6 +94,7 @@ def test_owner_isolation(store: contextkit.Store) -> None:
         "tool_calls": 0,
         "calls": 0,
         "calibrations": 0,
+        "summaries": 0,
     }
 
 
@@ -279,6 +280,7 @@ def test_delete(store: contextkit.Store) -> None:
         "tool_calls": 0,
         "calls": 0,
         "calibrations": 0,
+        "summaries": 0,
     }
     with pytest.raises(NotFound):
         t.append({"role": "user", "content": "y"})

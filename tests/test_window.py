@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contextkit.compaction import CompactionPolicy
 from contextkit.errors import ContextOverflowError, ValidationError
 from contextkit.tokens import count_messages, kept_reasoning
 from contextkit.tokens.template import ReasoningReplay
@@ -229,8 +230,8 @@ actions = st.lists(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(actions=actions, seed=st.integers(0, 10**6))
-def test_property_random_threads(sqlite_store, actions, seed):
+@given(actions=actions, seed=st.integers(0, 10**6), summarize=st.booleans())
+def test_property_random_threads(sqlite_store, actions, seed, summarize):
     budget = 1_500
     t = sqlite_store.thread(
         f"p{next(_THREAD_IDS)}",
@@ -274,7 +275,7 @@ def test_property_random_threads(sqlite_store, actions, seed):
         else:
             max_tokens = action[1]
             try:
-                p = t.prepare(max_tokens=max_tokens)
+                p = t.prepare(max_tokens=max_tokens, compaction=CompactionPolicy(enabled=summarize))
             except ContextOverflowError as err:
                 assert err.needed > err.budget == budget - max_tokens
                 continue
@@ -297,7 +298,7 @@ def test_property_random_threads(sqlite_store, actions, seed):
                 [m.to_openai() for m in flow], thinking=True, policy=ReasoningReplay.TOOL_TURNS
             )
             expect = {m.seq: k for m, k in zip(flow, kept, strict=True)}
-            for seq, m in zip(p.seqs, out[1:], strict=False):
+            for seq, m in zip(p.seqs, out, strict=True):
                 if m["role"] == "assistant" and seq in expect:
                     assert ("reasoning_content" in m) == expect[seq], (seq, m)
             # (d) prefix stability between moves

@@ -39,6 +39,7 @@ __all__ = [
     "CallRow",
     "CanonicalJSON",
     "MessageRow",
+    "SummaryRow",
     "ThreadRow",
     "ToolCallRow",
     "utcnow",
@@ -122,6 +123,8 @@ class ThreadRow(Base):
     turn_tool_calls: Mapped[bool] = mapped_column(Boolean, server_default=false())
     pending_calls: Mapped[int] = mapped_column(Integer, server_default="0")
     call_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    summary_n: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Number of the summary in force (0: none); the optimistic check of compaction."""
 
     __table_args__ = (Index(None, "owner", "updated_at"),)
 
@@ -216,6 +219,27 @@ class CallRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index(None, "thread_pk", "response_id", unique=True),)
+
+
+class SummaryRow(Base):
+    """A rolling summary: stands in for messages 1..upto_seq; never replaces their rows."""
+
+    __tablename__ = "summaries"
+
+    thread_pk: Mapped[int] = mapped_column(
+        ForeignKey("threads.pk", ondelete="CASCADE"), primary_key=True
+    )
+    n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    from_seq: Mapped[int] = mapped_column(Integer)
+    upto_seq: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    token_count: Mapped[int] = mapped_column(Integer)
+    summarizer: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(128))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    completion_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class CalibrationRow(Base):

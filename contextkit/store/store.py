@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, RowMapping, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,6 +18,9 @@ from contextkit.store.schema import THREADS, ThreadRow, utcnow
 from contextkit.store.thread import Thread
 from contextkit.types import ThreadInfo, canonical_json, check_id, check_text
 
+if TYPE_CHECKING:
+    from contextkit.compaction import CompactionPolicy, Summarizer
+
 __all__ = ["Store", "open"]
 
 _MAX_METADATA = 64 * 1024
@@ -26,8 +29,20 @@ _MAX_METADATA = 64 * 1024
 class Store:
     """Threads in one database (SQLite file or PostgreSQL). Thread-safe; share one per process."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        compaction: CompactionPolicy | None = None,
+        summarizer: Summarizer | None = None,
+    ) -> None:
+        from contextkit.compaction import CompactionPolicy, ExtractiveSummarizer
+
         self.engine = engine
+        self.compaction: CompactionPolicy = compaction or CompactionPolicy()
+        """Default compaction policy of `build()` on this store's threads."""
+        self.summarizer: Summarizer = summarizer or ExtractiveSummarizer()
+        """Default summarizer (offline and deterministic unless one is given)."""
 
     @property
     def url(self) -> URL:
@@ -236,11 +251,19 @@ def _check_metadata(metadata: object) -> dict[str, Any]:
     return loaded
 
 
-def open(url: str | URL | None = None, *, migrate_schema: bool = True, echo: bool = False) -> Store:
+def open(
+    url: str | URL | None = None,
+    *,
+    migrate_schema: bool = True,
+    echo: bool = False,
+    compaction: CompactionPolicy | None = None,
+    summarizer: Summarizer | None = None,
+) -> Store:
     """Open the store at `url` (default: `CONTEXTKIT_URL`, else `sqlite:///./contextkit.db`).
 
     Upgrades the schema to the newest migration first (safe with concurrent openers); with
     `migrate_schema=False` a database that is not up to date raises `ContextKitError`.
+    `compaction` and `summarizer` are the defaults `build()` uses on this store's threads.
     """
     engine = db.create_engine(url, echo=echo)
     try:
@@ -253,4 +276,4 @@ def open(url: str | URL | None = None, *, migrate_schema: bool = True, echo: boo
     except BaseException:
         engine.dispose()
         raise
-    return Store(engine)
+    return Store(engine, compaction=compaction, summarizer=summarizer)

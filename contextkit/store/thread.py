@@ -13,10 +13,19 @@ from contextkit.errors import NotFound, PermissionDenied, ValidationError
 from contextkit.store import engine as db
 from contextkit.store import ledger
 from contextkit.store.codec import MESSAGE_COLUMNS, message_from_row, message_to_row
-from contextkit.store.schema import THREADS, MessageRow, ThreadRow, ToolCallRow, utcnow
+from contextkit.store.schema import (
+    THREADS,
+    CallRow,
+    MessageRow,
+    SummaryRow,
+    ThreadRow,
+    ToolCallRow,
+    utcnow,
+)
 from contextkit.types import Message, Role, ThreadInfo, check_id
 
 if TYPE_CHECKING:
+    from contextkit.compaction import CompactionPolicy, Summarizer, Summary
     from contextkit.store.store import Store
     from contextkit.usage import Stats
     from contextkit.window import Prompt
@@ -167,6 +176,38 @@ class Thread:
 
         return stats(self)
 
+    def history(self, *, page_size: int = _PAGE) -> Iterator[Message]:
+        """Every stored message, oldest first, summarized or not (paged, never all at once)."""
+        return self.messages(page_size=page_size)
+
+    def compact(
+        self,
+        *,
+        summarizer: Summarizer | None = None,
+        policy: CompactionPolicy | None = None,
+        max_tokens: int = 0,
+    ) -> Summary | None:
+        """Summarize the older part of the window now, whatever its size; see `compaction`.
+
+        Returns the new summary, or None when there is nothing older than the recent turns
+        to fold in (or another worker compacted first).
+        """
+        from contextkit.compaction import compact
+
+        return compact(
+            self,
+            summarizer=summarizer or self._store.summarizer,
+            policy=policy or self._store.compaction,
+            max_tokens=max_tokens,
+            force=True,
+        )
+
+    def summaries(self) -> list[Summary]:
+        """The thread's summaries, oldest first (each covers messages 1..upto_seq)."""
+        from contextkit.compaction import summaries
+
+        return summaries(self)
+
     def get(self, seq: int) -> Message:
         """The message with this seq, or `NotFound`."""
         page = db.read(self._store.engine, lambda c: self._page(c, seq - 1, seq + 1, 1))
@@ -201,8 +242,8 @@ class Thread:
 
         def txn(conn: Connection) -> None:
             self._locked_info(conn)
-            conn.execute(delete(ToolCallRow).where(ToolCallRow.thread_pk == self._pk))
-            conn.execute(delete(MessageRow).where(MessageRow.thread_pk == self._pk))
+            for table in (ToolCallRow, CallRow, SummaryRow, MessageRow):
+                conn.execute(delete(table).where(table.thread_pk == self._pk))
             conn.execute(delete(ThreadRow).where(ThreadRow.pk == self._pk))
 
         db.write(self._store.engine, txn)

@@ -1,0 +1,194 @@
+"""Compaction: rolling summaries near the budget; nothing lost; crash- and race-safe."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from conftest import Database, table_counts
+
+import contextkit
+from contextkit.compaction import (
+    SUMMARY_HEADER,
+    CompactionPolicy,
+    ExtractiveSummarizer,
+    SummaryResult,
+)
+from contextkit.errors import CompactionWarning, ValidationError
+from contextkit.tokens import count_messages
+
+FILLER = (
+    "We talked about the weather and the general mood of the week. It was fine overall. "
+    "Nothing much happened beyond the usual routine and a bit of reading in the evening."
+)
+
+
+def chat(thread, turns: int, start: int = 0) -> None:
+    for i in range(start, start + turns):
+        thread.append({"role": "user", "content": f"Turn {i}. {FILLER}"})
+        thread.append({"role": "assistant", "content": f"Reply {i}. {FILLER}"})
+
+
+def test_build_compacts_near_the_budget_and_keeps_history(store):
+    t = store.thread("c", model="deepseek-v4-flash", system="Be kind.", max_context_tokens=3_000)
+    t.append({"role": "user", "content": "Pinned: the project is called Nimbus."}, pinned=True)
+    prompts = []
+    for i in range(60):
+        chat(t, 1, i)
+        p = t.prepare(max_tokens=300)
+        assert p.calibrated_tokens + 300 <= 3_000
+        assert p.prompt_tokens == count_messages(p.to_list())
+        prompts.append(p)
+    summaries = t.summaries()
+    assert 1 <= len(summaries) <= 8
+    last = prompts[-1].to_list()
+    assert last[0] == {"role": "system", "content": "Be kind."}
+    assert last[1]["content"].startswith("Pinned:")
+    assert last[2]["role"] == "system" and last[2]["content"].startswith(SUMMARY_HEADER)
+    assert last[3]["role"] == "user"
+    # rare: between compactions every prompt extends the previous one
+    for before, after in itertools.pairwise(prompts):
+        if not after.moved:
+            assert after.to_list()[: len(before.messages)] == before.to_list()
+    assert sum(p.moved for p in prompts) == len(summaries)
+    # nothing lost
+    assert len(list(t.history())) == 121
+    st = t.stats()
+    assert st.compactions == len(summaries) and st.messages == 121
+    # each summary covers everything before the window (rolling)
+    assert summaries[-1].upto_seq + 1 == prompts[-1].window_start
+
+
+def test_planted_facts_survive_two_rolling_compactions(sqlite_store):
+    t = sqlite_store.thread("f", model="deepseek-v4-flash", max_context_tokens=4_000)
+    t.append({"role": "user", "content": "Hi, my name is Ingrid Castellanos."})
+    t.append({"role": "assistant", "content": "Nice to meet you, Ingrid."})
+    t.append({"role": "user", "content": "My order number is 88-41257-X and it has not arrived."})
+    t.append({"role": "assistant", "content": "I will look into order 88-41257-X."})
+    t.append({"role": "user", "content": "I prefer email over phone calls, please."})
+    t.append({"role": "assistant", "content": "Noted: email only."})
+    chat(t, 20)
+    first = t.compact()
+    chat(t, 20, 100)
+    second = t.compact()
+    assert first is not None and second is not None and second.n == 2
+    assert second.from_seq == first.upto_seq + 1
+    for fact in ("Ingrid Castellanos", "88-41257-X", "prefer email"):
+        assert fact in second.text, (fact, second.text)
+    assert second.token_count <= CompactionPolicy().summary_tokens(4_000) + 50
+
+
+class Exploding:
+    name = "exploding"
+
+    def summarize(self, messages, *, previous, max_tokens, model):
+        raise RuntimeError("summarizer backend down")
+
+
+def test_summarizer_error_leaves_thread_unchanged_and_build_fits(store):
+    t = store.thread("e", model="deepseek-v4-flash", max_context_tokens=2_000)
+    chat(t, 30)
+    before = table_counts(store)
+    info = t.info()
+    with pytest.warns(CompactionWarning, match="summarizer backend down"):
+        p = t.prepare(max_tokens=200, summarizer=Exploding())
+    assert p.calibrated_tokens + 200 <= 2_000
+    assert table_counts(store) == before
+    assert t.summaries() == []
+    assert t.info().total_tokens == info.total_tokens
+    with pytest.raises(RuntimeError):
+        t.compact(summarizer=Exploding())
+    assert t.summaries() == []
+
+
+def test_empty_summary_is_refused(sqlite_store):
+    class Empty:
+        def summarize(self, messages, *, previous, max_tokens, model):
+            return SummaryResult(text="  ", summarizer="empty")
+
+    t = sqlite_store.thread("z", model="deepseek-v4-flash", max_context_tokens=2_000)
+    chat(t, 30)
+    with pytest.raises(ValidationError):
+        t.compact(summarizer=Empty())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CompactionWarning):
+            t.build(max_tokens=100, summarizer=Empty())
+
+
+def test_policy_validation():
+    with pytest.raises(ValidationError):
+        CompactionPolicy(high_water=0.5, keep_recent=0.6)
+    with pytest.raises(ValidationError):
+        CompactionPolicy(high_water=1.5)
+    assert CompactionPolicy().summary_tokens(8_000) == 400
+    assert CompactionPolicy().summary_tokens(1_000) == 256
+    assert CompactionPolicy().summary_tokens(1_000_000) == 4_000
+
+
+WORKER = """
+import os, sys, time, pathlib
+import contextkit
+from contextkit.compaction import ExtractiveSummarizer
+
+class Slow(ExtractiveSummarizer):
+    def summarize(self, messages, **kw):
+        pathlib.Path(sys.argv[3]).write_text(str(os.getpid()))
+        time.sleep(float(sys.argv[4]))
+        return super().summarize(messages, **kw)
+
+store = contextkit.open(sys.argv[1])
+t = store.thread(sys.argv[2])
+s = t.compact(summarizer=Slow())
+print("committed" if s is not None else "lost")
+"""
+
+
+def _worker(url: str, marker: Path, sleep: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, url, "race", str(marker), str(sleep)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_processes_compacting_at_once_make_one_summary(database: Database, tmp_path):
+    store = contextkit.open(database.url)
+    t = store.thread("race", model="deepseek-v4-flash", max_context_tokens=3_000)
+    chat(t, 40)
+    procs = [_worker(database.url, tmp_path / f"m{i}", 1.5) for i in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    assert sorted(o[0].strip() for o in outs) == ["committed", "lost"]
+    assert len(t.summaries()) == 1
+    store.close()
+
+
+def test_kill_9_inside_the_summarizer_leaves_the_thread_unchanged(database: Database, tmp_path):
+    store = contextkit.open(database.url)
+    t = store.thread("race", model="deepseek-v4-flash", max_context_tokens=3_000)
+    chat(t, 40)
+    before = table_counts(store)
+    marker = tmp_path / "inside"
+    proc = _worker(database.url, marker, 60)
+    deadline = time.time() + 60
+    while not marker.exists():
+        assert time.time() < deadline and proc.poll() is None, (
+            proc.stderr.read() if proc.stderr else ""
+        )
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert table_counts(store) == before
+    assert t.summaries() == [] and t.info().message_count == 80
+    summary = t.compact(summarizer=ExtractiveSummarizer())
+    assert summary is not None and summary.n == 1
+    store.close()
