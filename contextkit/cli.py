@@ -1,12 +1,19 @@
-"""The `contextkit` command."""
+"""The `contextkit` command: inspect threads, costs and cache behaviour; demo; import/export.
+
+Read commands print rich tables, or JSON with `--json` (for scripts).
+"""
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import click
 
-from contextkit.errors import ContextKitError
+from contextkit.errors import ContextKitError, NotFound
 from contextkit.store import engine as db
 from contextkit.store import migrate
 
@@ -15,10 +22,269 @@ __all__ = ["main"]
 _URL_HELP = "Database URL (default: $CONTEXTKIT_URL, else sqlite:///./contextkit.db)."
 
 
+class _Ctx:
+    """Opens the store on first use, so `--help` never touches a database."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            import contextkit
+
+            self._store = contextkit.open(self.url)
+        return self._store
+
+    def thread(self, thread_id: str) -> Any:
+        thread = self.store.admin_thread(thread_id)
+        if thread is None:
+            raise NotFound(f"no thread {thread_id!r} in {self.store.url}")
+        return thread
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON instead of a table."
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="contextkit")
-def cli() -> None:
+@click.option("--url", envvar="CONTEXTKIT_URL", default=None, help=_URL_HELP)
+@click.pass_context
+def cli(ctx: click.Context, url: str | None) -> None:
     """Inspect and manage contextkit conversation stores."""
+    ctx.obj = _Ctx(url)
+
+
+@cli.group("threads")
+def threads_group() -> None:
+    """List, show and delete threads."""
+
+
+@threads_group.command("ls")
+@click.option("--owner", default=None, help="Only this owner's threads (default: everyone's).")
+@click.option("--limit", default=50, show_default=True, help="Most recently updated first.")
+@_json_option
+@click.pass_obj
+def threads_ls(obj: _Ctx, owner: str | None, limit: int, as_json: bool) -> None:
+    """List threads."""
+    store = obj.store
+    found = store.threads(all_owners=True) if owner is None else store.threads(owner=owner)
+    rows = []
+    for thread in found:
+        info = thread.info()
+        rows.append(
+            {
+                "id": info.id,
+                "owner": info.owner,
+                "model": info.model,
+                "messages": info.message_count,
+                "tokens": info.total_tokens,
+                "updated_at": info.updated_at.isoformat(),
+            }
+        )
+        if len(rows) >= limit:
+            break
+    if as_json:
+        _emit_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("thread", "owner", "model", "messages", "tokens", "updated (UTC)")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["owner"] or "-",
+            r["model"],
+            f"{r['messages']:,}",
+            f"{r['tokens']:,}",
+            r["updated_at"][:19].replace("T", " "),
+        )
+    _console().print(table)
+
+
+@threads_group.command("show")
+@click.argument("thread_id")
+@click.option("--last", default=20, show_default=True, help="Show the last N messages.")
+@click.option("--reasoning", is_flag=True, help="Show reasoning_content too.")
+@_json_option
+@click.pass_obj
+def threads_show(obj: _Ctx, thread_id: str, last: int, reasoning: bool, as_json: bool) -> None:
+    """Show a thread's settings and its latest messages."""
+    thread = obj.thread(thread_id)
+    info = thread.info()
+    start = max(0, info.message_count - last)
+    messages = list(thread.messages(after=start))
+    summaries = thread.summaries()
+    if as_json:
+        _emit_json(
+            {
+                "id": info.id,
+                "owner": info.owner,
+                "model": info.model,
+                "system": info.system,
+                "max_context_tokens": info.max_context_tokens,
+                "metadata": dict(info.metadata),
+                "messages": info.message_count,
+                "tokens": info.total_tokens,
+                "summaries": [s.upto_seq for s in summaries],
+                "last": [
+                    {"seq": m.seq, "tokens": m.token_count, **m.to_openai(reasoning=reasoning)}
+                    for m in messages
+                ],
+            }
+        )
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console()
+    console.print(
+        f"[bold]{escape(info.id)}[/] owner={escape(info.owner or '-')} model={info.model} "
+        f"budget={info.max_context_tokens:,} messages={info.message_count:,} "
+        f"tokens={info.total_tokens:,} summaries={len(summaries)}"
+    )
+    if info.system:
+        console.print(f"[dim]system:[/] {escape(info.system[:200])}")
+    table = Table("seq", "role", "tokens", "content")
+    for m in messages:
+        text = m.text
+        if m.tool_calls:
+            text += " ".join(
+                f"[{c.function.name}({c.function.arguments[:60]})]" for c in m.tool_calls
+            )
+        if reasoning and m.reasoning_content:
+            text = f"[dim]{escape(m.reasoning_content[:300])}[/]\n" + escape(text[:500])
+        else:
+            text = escape(text[:500])
+        role = m.role.value + (" (pinned)" if m.pinned else "")
+        table.add_row(str(m.seq), role, f"{m.token_count or 0:,}", text)
+    console.print(table)
+
+
+@threads_group.command("delete")
+@click.argument("thread_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def threads_delete(obj: _Ctx, thread_id: str, yes: bool) -> None:
+    """Delete a thread and everything stored with it."""
+    thread = obj.thread(thread_id)
+    if not yes:
+        click.confirm(f"delete thread {thread_id!r} ({len(thread)} messages)?", abort=True)
+    thread.delete()
+    click.echo(f"deleted {thread_id}")
+
+
+def _stats_dict(stats: Any) -> dict[str, Any]:
+    import attrs
+
+    data = attrs.asdict(stats)
+    data["cache_hit_ratio"] = stats.cache_hit_ratio
+    return data
+
+
+@cli.command("stats")
+@click.argument("thread_id", required=False)
+@_json_option
+@click.pass_obj
+def stats_cmd(obj: _Ctx, thread_id: str | None, as_json: bool) -> None:
+    """Usage, cache hits and cost: of one thread, or per thread for the whole store."""
+    threads = [obj.thread(thread_id)] if thread_id else list(obj.store.threads(all_owners=True))
+    rows = [{"thread": t.id, **_stats_dict(t.stats())} for t in threads]
+    if as_json:
+        _emit_json(rows[0] if thread_id else rows)
+        return
+    from rich.table import Table
+
+    table = Table(
+        "thread",
+        "messages",
+        "calls",
+        "prompt tok",
+        "cache hit",
+        "completion",
+        "cost $",
+        "compactions",
+    )
+    for r in rows:
+        table.add_row(
+            r["thread"],
+            f"{r['messages']:,}",
+            f"{r['calls']:,}",
+            f"{r['prompt_tokens']:,}",
+            f"{r['cache_hit_ratio']:.1%}",
+            f"{r['completion_tokens']:,}",
+            f"{r['cost_usd']:.6f}",
+            str(r["compactions"]),
+        )
+    _console().print(table)
+
+
+@cli.command("export")
+@click.argument("thread_ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Export every thread.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.pass_obj
+def export_cmd(
+    obj: _Ctx, thread_ids: tuple[str, ...], everything: bool, output: Path | None
+) -> None:
+    """Write threads as JSON lines (to stdout, or -o FILE): lossless, re-importable."""
+    from contextkit.store.transfer import export_records, export_thread, to_line
+
+    if not thread_ids and not everything:
+        raise click.UsageError("name threads to export, or pass --all")
+
+    def records() -> Iterator[dict[str, Any]]:
+        if everything:
+            yield from export_records(obj.store)
+        for thread_id in thread_ids:
+            yield from export_thread(obj.thread(thread_id))
+
+    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        for record in records():
+            out.write(to_line(record))
+    finally:
+        if output:
+            out.close()
+
+
+@cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def import_cmd(obj: _Ctx, path: Path) -> None:
+    """Import threads from an export file (JSON lines); existing thread ids are refused."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from contextkit.store.transfer import import_records, read_jsonl
+
+    size = path.stat().st_size
+    with (
+        path.open("r", encoding="utf-8") as f,
+        Progress(console=Console(stderr=True), transient=True) as progress,
+    ):
+        task = progress.add_task("importing", total=size)
+
+        def lines() -> Iterator[str]:
+            for line in f:
+                progress.advance(task, len(line.encode()))
+                yield line
+
+        imported = import_records(obj.store, read_jsonl(lines()))
+    click.echo(f"imported {len(imported)} thread(s)")
 
 
 @cli.group("db")
@@ -56,6 +322,28 @@ def db_current(url: str | None) -> None:
     head = migrate.head_revision()
     state = "up to date" if current == head else "needs: contextkit db upgrade"
     click.echo(f"current: {current or 'none'}  head: {head}  ({state})")
+
+
+@db_group.command("check")
+@click.argument("url", required=False)
+@_json_option
+@click.pass_obj
+def db_check(obj: _Ctx, url: str | None, as_json: bool) -> None:
+    """Check integrity: contiguous seqs, token totals, summaries, pending tool calls."""
+    from contextkit.store.transfer import check
+
+    if url:
+        obj.url = url
+    problems = check(obj.store)
+    if as_json:
+        _emit_json({"ok": not problems, "problems": problems})
+    elif problems:
+        for problem in problems:
+            click.echo(f"problem: {problem}", err=True)
+    else:
+        click.echo("ok: no problems found")
+    if problems:
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

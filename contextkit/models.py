@@ -239,8 +239,8 @@ def get_model(name: str) -> ModelSpec:
         alias = _aliases.get(name) if isinstance(name, str) and spec is None else None
         if alias is not None:
             spec = _models[alias.target]
-        known = sorted(_models) + sorted(_aliases)
     if spec is None:
+        known = known_models(aliases=True)
         raise UnknownModelError(
             f"unknown model {name!r:.80}; known models: {', '.join(known)} "
             "(add others with contextkit.models.register_model)"

@@ -142,6 +142,15 @@ class Store:
             raise PermissionDenied(f"thread {id!r} belongs to another owner")
         return Thread(self, row["pk"], self._info_from_row(row))
 
+    def admin_thread(self, id: str) -> Thread | None:
+        """The thread `id` whatever its owner, or None: for operators' tools (CLI, export).
+
+        Applications should use `thread()` / `get_thread()`, which enforce the owner.
+        """
+        check_id(id, "thread id")
+        row = db.read(self.engine, lambda conn: self._row(conn, id))
+        return None if row is None else Thread(self, row["pk"], self._info_from_row(row))
+
     def threads(
         self, *, owner: str = "", all_owners: bool = False, page_size: int = 200
     ) -> Iterator[Thread]:

@@ -340,10 +340,12 @@ class Thread:
                 "thread_pk": self._pk,
                 "seq": seq,
                 "idempotency_key": item.key,
-                "created_at": now,
+                "created_at": msg.created_at or now,
             }
             rows.append(row)
-            stored = _evolve(msg, seq=seq, created_at=now, token_count=entry.token_count)
+            stored = _evolve(
+                msg, seq=seq, created_at=msg.created_at or now, token_count=entry.token_count
+            )
             if item.key is not None:
                 by_key[item.key] = stored
             out.append(stored)

@@ -33,17 +33,19 @@ import json
 import math
 import re
 import socket
+import socketserver
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, cast
 
-from attrs import field, frozen
+from attrs import define, field, frozen
+from attrs.validators import instance_of, optional
 
 from contextkit.cache import PrefixCacheModel
 from contextkit.errors import ContextKitError, ValidationError
@@ -112,9 +114,9 @@ class ToolCall:
     `id=None` lets the server assign the next `call_<n>`.
     """
 
-    name: str
+    name: str = field(validator=instance_of(str))
     arguments: str = field(default="{}", converter=_arguments)
-    id: str | None = None
+    id: str | None = field(default=None, validator=optional(instance_of(str)))
 
 
 def _tool_call(value: object) -> ToolCall:
@@ -148,10 +150,10 @@ class Reply:
     ("stop", or "tool_calls" when there are calls); truncation by `max_tokens` still wins.
     """
 
-    content: str = ""
-    reasoning: str | None = None
+    content: str = field(default="", validator=instance_of(str))
+    reasoning: str | None = field(default=None, validator=optional(instance_of(str)))
     tool_calls: tuple[ToolCall, ...] = field(default=(), converter=_tool_calls)
-    finish_reason: str | None = None
+    finish_reason: str | None = field(default=None, validator=optional(instance_of(str)))
 
 
 FaultKind = Literal["status", "drop", "drop_mid_stream"]
@@ -165,6 +167,12 @@ class Fault:
     status: int = 429
     retry_after: float | None = 0.0
     message: str | None = None
+
+
+@define
+class _QueuedFault:
+    fault: Fault
+    left: int
 
 
 @frozen
@@ -245,17 +253,25 @@ def _text_of(content: object) -> str:
     return ""
 
 
-def _default_reply(request: _Request) -> Reply:
-    """A deterministic answer: a digest and the start of the last user message."""
+def _last_user_text(request: _Request) -> tuple[str, str]:
     last = next(
         (_text_of(m.get("content")) for m in reversed(request.messages) if m["role"] == "user"),
         "",
     )
-    digest = hashlib.sha256(last.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return last, hashlib.sha256(last.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def _default_reasoning(request: _Request) -> str:
+    last, digest = _last_user_text(request)
+    return f"The user sent {len(last)} characters (digest {digest}). I will echo them."
+
+
+def _default_reply(request: _Request) -> Reply:
+    """A deterministic answer: a digest and the start of the last user message."""
+    last, digest = _last_user_text(request)
     words = " ".join(last.split())
     snippet = words if len(words) <= 60 else words[:60] + "…"
-    reasoning = f"The user sent {len(last)} characters (digest {digest}). I will echo them."
-    return Reply(content=f"Echo {digest}: {snippet}", reasoning=reasoning)
+    return Reply(content=f"Echo {digest}: {snippet}", reasoning=_default_reasoning(request))
 
 
 def _dsml(calls: Sequence[ToolCall]) -> str:
@@ -331,7 +347,7 @@ def _check_reasoning(messages: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _bool_field(body: Mapping[str, Any], name: str, default: bool) -> bool:
-    value = body.get(name, default)
+    value: object = body.get(name, default)
     if value is None:
         return default
     if not isinstance(value, bool):
@@ -382,7 +398,7 @@ def _thinking(body: Mapping[str, Any], spec: ModelSpec) -> bool:
     thinking = body.get("thinking")
     if thinking is None:
         return spec.thinking_default
-    kind = thinking.get("type") if isinstance(thinking, Mapping) else None
+    kind: object = thinking.get("type") if isinstance(thinking, Mapping) else None
     if kind not in ("enabled", "disabled"):
         raise _unprocessable(
             f"thinking.type: unknown variant {kind!r:.40}, expected `enabled` or `disabled`"
@@ -488,7 +504,7 @@ class DeepSeekServer:
         self.api_key = api_key
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
-        self._faults: deque[list[Any]] = deque()
+        self._faults: deque[_QueuedFault] = deque()
         self._log: list[RecordedRequest] = []
         self._caches: dict[str, PrefixCacheModel] = {}
         self._next_call = 0
@@ -498,11 +514,11 @@ class DeepSeekServer:
 
     @property
     def host(self) -> str:
-        return self._running().server_address[0]  # type: ignore[return-value]
+        return str(self._running().server_address[0])
 
     @property
     def port(self) -> int:
-        return self._running().server_address[1]
+        return int(self._running().server_address[1])
 
     @property
     def base_url(self) -> str:
@@ -554,9 +570,6 @@ class DeepSeekServer:
     def script(self, *replies: Reply | str) -> None:
         """Queue replies for the next successful completions, in order (a str is content)."""
         queued = [r if isinstance(r, Reply) else Reply(content=r) for r in replies]
-        for r in queued:
-            if not isinstance(r.content, str):
-                raise ValidationError(f"Reply.content must be a string, got {r.content!r:.40}")
         with self._lock:
             self._replies.extend(queued)
 
@@ -594,7 +607,7 @@ class DeepSeekServer:
             raise ValidationError(f"retry_after must be >= 0 seconds, got {retry_after!r}")
         kind: FaultKind = "drop" if drop else "drop_mid_stream" if drop_mid_stream else "status"
         with self._lock:
-            self._faults.append([Fault(kind, status, retry_after, message), times])
+            self._faults.append(_QueuedFault(Fault(kind, status, retry_after, message), times))
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -625,10 +638,10 @@ class DeepSeekServer:
             if not self._faults:
                 return None
             entry = self._faults[0]
-            entry[1] -= 1
-            if entry[1] <= 0:
+            entry.left -= 1
+            if entry.left <= 0:
                 self._faults.popleft()
-            return cast(Fault, entry[0])
+            return entry.fault
 
     def _record(self, entry: RecordedRequest) -> None:
         with self._lock:
@@ -649,7 +662,7 @@ class DeepSeekServer:
         if request.thinking:
             reasoning = reply.reasoning
             if reasoning is None:
-                reasoning = _default_reply(request).reasoning or ""
+                reasoning = _default_reasoning(request)
         spec = request.spec
         budget = min(
             request.max_tokens or spec.max_output_tokens,
@@ -661,7 +674,8 @@ class DeepSeekServer:
         t_ids = encode(_dsml(calls)) if calls else []
         content = reply.content
         truncated = False
-        if len(r_ids) > budget:
+        reasoning_ended = len(r_ids) <= budget
+        if not reasoning_ended:
             r_ids, c_ids, t_ids, calls, truncated = r_ids[:budget], [], [], (), True
             reasoning, content = decode(r_ids), ""
         elif len(r_ids) + len(c_ids) > budget:
@@ -683,7 +697,7 @@ class DeepSeekServer:
             finish = reply.finish_reason or ("tool_calls" if calls else "stop")
         generated = ""
         if reasoning is not None:
-            generated = reasoning if truncated and not c_ids else reasoning + END_THINK
+            generated = reasoning + END_THINK if reasoning_ended else reasoning
         generated += content + _dsml(calls) + ("" if truncated else EOS)
         with self._lock:
             cache = self._caches.setdefault(request.model, PrefixCacheModel())
@@ -798,6 +812,13 @@ class _HTTPServer(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def server_bind(self) -> None:
+        """Bind without HTTPServer's `getfqdn` lookup, which can stall on a sandboxed host."""
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
     def process_request(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
     ) -> None:
@@ -816,10 +837,8 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
-            try:
+            with suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
@@ -888,7 +907,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(err)
             return
         completion = app._complete(request)
-        mid = "drop_mid_stream" if fault is not None else None
+        mid: FaultKind | None = "drop_mid_stream" if fault is not None else None
         app._record(RecordedRequest(path, body, 200, completion.usage, request.stream, mid))
         cid = app._new_id()
         if request.stream:
@@ -908,7 +927,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes | None:
         length = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
+            parts: list[bytes] = []
             total = 0
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
@@ -1008,10 +1027,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     encode("warm up")
     with serve(args.host, args.port, api_key=args.api_key) as server:
         print(server.base_url, flush=True)
-        try:
+        with suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

@@ -13,6 +13,7 @@ is reachable through the merges, so tiktoken's greedy lowest-rank BPE equals HF'
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -88,15 +89,47 @@ def encoding() -> Any:
     )
 
 
+@cache
+def _special_pattern() -> re.Pattern[str]:
+    names = sorted(encoding().special_tokens_set, key=len, reverse=True)
+    return re.compile("|".join(re.escape(name) for name in names))
+
+
+def _specials_in(text: str) -> frozenset[str]:
+    # Every added token contains "<" or a fullwidth bar; most texts have neither.
+    if "<" not in text and "｜" not in text:
+        return frozenset()
+    return frozenset(m.group() for m in _special_pattern().finditer(text))
+
+
 def encode(text: str) -> list[int]:
-    """Token ids as DeepSeek's own tokenizer gives them (added tokens in the text included)."""
-    ids: list[int] = encoding().encode(text, allowed_special="all")
+    """Token ids as DeepSeek's own tokenizer gives them (added tokens in the text included).
+
+    Like HF `tokenizers`, an added-token string inside user text (`<think>`, `<｜User｜>`)
+    counts as that one token. Texts without one take tiktoken's ordinary path: passing
+    `allowed_special="all"` costs ~0.2 ms per call for the set of 1,283 added tokens.
+    """
+    found = _specials_in(text)
+    enc = encoding()
+    if not found:
+        plain: list[int] = enc.encode_ordinary(text)
+        return plain
+    ids: list[int] = enc.encode(text, allowed_special=found, disallowed_special=())
     return ids
 
 
 def encode_batch(texts: Sequence[str]) -> list[list[int]]:
-    """`encode` for many texts, in parallel threads inside tiktoken."""
-    out: list[list[int]] = encoding().encode_batch(list(texts), allowed_special="all")
+    """`encode` for many texts; texts without added tokens go through tiktoken's threads."""
+    texts = list(texts)
+    plain = [i for i, t in enumerate(texts) if not _specials_in(t)]
+    out: list[list[int]] = [[] for _ in texts]
+    for i, ids in zip(
+        plain, encoding().encode_ordinary_batch([texts[i] for i in plain]), strict=True
+    ):
+        out[i] = ids
+    for i, text in enumerate(texts):
+        if not out[i] and text:
+            out[i] = encode(text)
     return out
 
 

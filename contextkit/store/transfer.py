@@ -1,0 +1,338 @@
+"""Export, import and integrity check of stored threads.
+
+Export writes one JSON object per line (canonical JSON, so the same store exports the same
+bytes): a `thread` record, then its `message`, `summary` and `call` records in order.
+Import recreates threads exactly (seqs, timestamps, reasoning, tool calls, summaries, usage)
+in one transaction per thread; re-exporting an import gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from sqlalchemy import Connection, func, insert, select, update
+
+from contextkit.errors import ValidationError
+from contextkit.store import engine as db
+from contextkit.store.ledger import PAD
+from contextkit.store.schema import (
+    CallRow,
+    MessageRow,
+    SummaryRow,
+    ThreadRow,
+    ToolCallRow,
+)
+from contextkit.types import Message, canonical_json
+
+if TYPE_CHECKING:
+    from contextkit.store.store import Store
+    from contextkit.store.thread import Thread
+
+__all__ = ["check", "export_records", "export_thread", "import_records", "to_line"]
+
+_SUMMARY_FIELDS = (
+    "n",
+    "from_seq",
+    "upto_seq",
+    "text",
+    "token_count",
+    "summarizer",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "created_at",
+)
+_CALL_FIELDS = tuple(c.name for c in CallRow.__table__.columns if c.name != "thread_pk")
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _time(value: object, what: str) -> datetime:
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be an ISO timestamp string")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"{what} is not an ISO timestamp: {value!r:.40}") from None
+
+
+def to_line(record: Mapping[str, Any]) -> str:
+    """One export record as a JSONL line (canonical JSON, newline-terminated)."""
+    return canonical_json(dict(record)) + "\n"
+
+
+def export_thread(thread: Thread) -> Iterator[dict[str, Any]]:
+    """The records of one thread, paged: never the whole thread in memory."""
+    info = thread.info()
+    state = db.read(thread.store.engine, thread._locked_row)
+    yield {
+        "type": "thread",
+        "id": info.id,
+        "owner": info.owner,
+        "model": info.model,
+        "system": info.system,
+        "max_context_tokens": info.max_context_tokens,
+        "metadata": dict(info.metadata),
+        "window_start": state["window_start"],
+        "created_at": _iso(info.created_at),
+        "updated_at": _iso(info.updated_at),
+    }
+    keys = _idempotency_keys(thread)
+    for message in thread.messages():
+        yield {
+            "type": "message",
+            "thread": info.id,
+            "seq": message.seq,
+            "message": message.to_openai(),
+            "pinned": message.pinned,
+            "idempotency_key": keys.get(message.seq or 0),
+            "created_at": _iso(message.created_at),
+        }
+
+    def rows(conn: Connection) -> tuple[list[Any], list[Any]]:
+        summaries = conn.execute(
+            select(SummaryRow).where(SummaryRow.thread_pk == thread._pk).order_by(SummaryRow.n)
+        ).mappings()
+        calls = conn.execute(
+            select(CallRow).where(CallRow.thread_pk == thread._pk).order_by(CallRow.n)
+        ).mappings()
+        return list(summaries), list(calls)
+
+    summaries, calls = db.read(thread.store.engine, rows)
+    for row in summaries:
+        yield {"type": "summary", "thread": info.id, **{f: _iso(row[f]) for f in _SUMMARY_FIELDS}}
+    for row in calls:
+        yield {"type": "call", "thread": info.id, **{f: _iso(row[f]) for f in _CALL_FIELDS}}
+
+
+def _idempotency_keys(thread: Thread) -> dict[int, str]:
+    def read(conn: Connection) -> dict[int, str]:
+        rows = conn.execute(
+            select(MessageRow.seq, MessageRow.idempotency_key).where(
+                MessageRow.thread_pk == thread._pk, MessageRow.idempotency_key.is_not(None)
+            )
+        ).all()
+        return {seq: key for seq, key in rows if key is not None}
+
+    return db.read(thread.store.engine, read)
+
+
+def export_records(store: Store, *, owner: str | None = None) -> Iterator[dict[str, Any]]:
+    """Records of every thread (of `owner`, or of all owners when None)."""
+    threads = store.threads(all_owners=True) if owner is None else store.threads(owner=owner)
+    for thread in threads:
+        yield from export_thread(thread)
+
+
+def import_records(store: Store, records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Recreate the exported threads; returns their ids. Existing ids are refused.
+
+    Each thread is imported in one transaction: on bad input, nothing of it is written.
+    """
+    imported: list[str] = []
+    current: dict[str, Any] | None = None
+    parts: dict[str, list[Mapping[str, Any]]] = {"message": [], "summary": [], "call": []}
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, Mapping) or "type" not in record:
+            raise ValidationError(f"record {number} is not an export record")
+        kind = record["type"]
+        if kind == "thread":
+            if current is not None:
+                imported.append(_import_thread(store, current, parts))
+            current = dict(record)
+            parts = {"message": [], "summary": [], "call": []}
+        elif kind in parts:
+            if current is None or record.get("thread") != current["id"]:
+                raise ValidationError(f"record {number} ({kind}) does not follow its thread")
+            parts[kind].append(record)
+        else:
+            raise ValidationError(f"record {number} has unknown type {kind!r:.40}")
+    if current is not None:
+        imported.append(_import_thread(store, current, parts))
+    return imported
+
+
+def _import_thread(
+    store: Store, header: Mapping[str, Any], parts: Mapping[str, list[Mapping[str, Any]]]
+) -> str:
+    from contextkit.store.thread import _Pending
+
+    thread_id = header.get("id")
+    if not isinstance(thread_id, str):
+        raise ValidationError("thread record without an id")
+    if store.admin_thread(thread_id) is not None:
+        raise ValidationError(f"thread {thread_id!r} already exists; delete it first")
+    pending = []
+    for expected, record in enumerate(parts["message"], 1):
+        if record.get("seq") != expected:
+            raise ValidationError(f"thread {thread_id!r}: message seqs must be 1, 2, 3, ...")
+        message = Message.parse(record.get("message"))
+        message = attrs.evolve(
+            message,
+            pinned=bool(record.get("pinned")),
+            created_at=_time(record.get("created_at"), "created_at"),
+        )
+        key = record.get("idempotency_key")
+        pending.append(_Pending(message, key, {}))
+    thread = store.thread(
+        thread_id,
+        model=header.get("model"),
+        owner=header.get("owner", ""),
+        system=header.get("system"),
+        max_context_tokens=header.get("max_context_tokens"),
+        metadata=header.get("metadata"),
+    )
+    try:
+        db.write(store.engine, lambda conn: _fill(conn, thread, header, pending, parts))
+    except BaseException:
+        thread.delete()
+        raise
+    return thread_id
+
+
+def _fill(
+    conn: Connection,
+    thread: Thread,
+    header: Mapping[str, Any],
+    pending: list[Any],
+    parts: Mapping[str, list[Mapping[str, Any]]],
+) -> None:
+    from contextkit.store.codec import message_to_row
+
+    for item in pending:
+        item.row = message_to_row(item.message)
+    if pending:
+        thread._insert(conn, pending)
+    for record in parts["summary"]:
+        values = {f: record.get(f) for f in _SUMMARY_FIELDS}
+        values["created_at"] = _time(values["created_at"], "summary created_at")
+        conn.execute(insert(SummaryRow).values(thread_pk=thread._pk, **values))
+    for record in parts["call"]:
+        values = {f: record.get(f) for f in _CALL_FIELDS}
+        values["created_at"] = _time(values["created_at"], "call created_at")
+        conn.execute(insert(CallRow).values(thread_pk=thread._pk, **values))
+    conn.execute(
+        update(ThreadRow)
+        .where(ThreadRow.pk == thread._pk)
+        .values(
+            window_start=int(header.get("window_start") or 1),
+            summary_n=max((int(r["n"]) for r in parts["summary"]), default=0),
+            call_count=max((int(r["n"]) for r in parts["call"]), default=0),
+            created_at=_time(header.get("created_at"), "thread created_at"),
+            updated_at=_time(header.get("updated_at"), "thread updated_at"),
+        )
+    )
+
+
+def check(store: Store) -> list[str]:
+    """Integrity problems of the whole store (empty list: clean). Aggregate queries only."""
+
+    def run(conn: Connection) -> list[str]:
+        problems: list[str] = []
+        threads = {
+            r.pk: r
+            for r in conn.execute(
+                select(
+                    ThreadRow.pk,
+                    ThreadRow.id,
+                    ThreadRow.last_seq,
+                    ThreadRow.total_tokens,
+                    ThreadRow.cum_weight,
+                    ThreadRow.window_start,
+                    ThreadRow.summary_n,
+                    ThreadRow.pending_calls,
+                )
+            )
+        }
+        agg = conn.execute(
+            select(
+                MessageRow.thread_pk,
+                func.count(),
+                func.min(MessageRow.seq),
+                func.max(MessageRow.seq),
+                func.coalesce(func.sum(MessageRow.token_count), 0),
+                func.count(MessageRow.token_count),
+            ).group_by(MessageRow.thread_pk)
+        ).all()
+        seen = set()
+        for pk, count, low, high, tokens, counted in agg:
+            seen.add(pk)
+            t = threads.get(pk)
+            if t is None:
+                problems.append(f"{count} messages belong to no thread (thread_pk {pk})")
+                continue
+            if count != t.last_seq or low != 1 or high != t.last_seq:
+                problems.append(
+                    f"thread {t.id!r}: seqs are not 1..{t.last_seq} "
+                    f"({count} messages, min {low}, max {high})"
+                )
+            if counted != count or tokens != t.total_tokens:
+                problems.append(
+                    f"thread {t.id!r}: token counts missing or total {tokens} != {t.total_tokens}"
+                )
+        weights = conn.execute(
+            select(
+                MessageRow.thread_pk,
+                func.coalesce(func.sum(MessageRow.token_count + PAD), 0),
+            )
+            .where(MessageRow.pinned.is_(False))
+            .group_by(MessageRow.thread_pk)
+        ).all()
+        for pk, weight in weights:
+            t = threads.get(pk)
+            if t is not None and weight != t.cum_weight:
+                problems.append(f"thread {t.id!r}: window weight {weight} != {t.cum_weight}")
+        for pk, t in threads.items():
+            if pk not in seen and t.last_seq != 0:
+                problems.append(f"thread {t.id!r}: has no messages but last_seq {t.last_seq}")
+            if not 1 <= t.window_start <= t.last_seq + 1:
+                problems.append(f"thread {t.id!r}: window_start {t.window_start} out of range")
+        for pk, n, high, low_from, upto in conn.execute(
+            select(
+                SummaryRow.thread_pk,
+                func.count(),
+                func.max(SummaryRow.n),
+                func.min(SummaryRow.from_seq),
+                func.max(SummaryRow.upto_seq),
+            ).group_by(SummaryRow.thread_pk)
+        ).all():
+            t = threads.get(pk)
+            if t is None:
+                problems.append(f"summaries of a missing thread (thread_pk {pk})")
+                continue
+            if high != t.summary_n or n != t.summary_n:
+                problems.append(f"thread {t.id!r}: summaries 1..{t.summary_n} expected, got {n}")
+            if low_from < 1 or upto > t.last_seq:
+                problems.append(f"thread {t.id!r}: a summary covers messages that do not exist")
+        for pk, n in conn.execute(
+            select(ToolCallRow.thread_pk, func.count())
+            .where(ToolCallRow.answer_seq.is_(None))
+            .group_by(ToolCallRow.thread_pk)
+        ).all():
+            t = threads.get(pk)
+            if t is not None and n != t.pending_calls:
+                problems.append(f"thread {t.id!r}: {n} unanswered calls, {t.pending_calls} noted")
+        return problems
+
+    return db.read(store.engine, run)
+
+
+def read_jsonl(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Parse export lines; a bad line raises `ValidationError` naming its number."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"line {number} is not JSON: {exc.msg}") from None
+        if not isinstance(value, dict):
+            raise ValidationError(f"line {number} is not a JSON object")
+        yield value

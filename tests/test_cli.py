@@ -1,0 +1,175 @@
+"""The `contextkit` command, run for real in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import contextkit
+
+COMMANDS = [
+    [],
+    ["threads"],
+    ["threads", "ls"],
+    ["threads", "show"],
+    ["threads", "delete"],
+    ["stats"],
+    ["export"],
+    ["import"],
+    ["db"],
+    ["db", "upgrade"],
+    ["db", "current"],
+    ["db", "check"],
+]
+
+
+def run(*args: str, url: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    if url:
+        env["CONTEXTKIT_URL"] = url
+    out = subprocess.run(
+        [sys.executable, "-m", "contextkit", *args], capture_output=True, text=True, env=env
+    )
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_help(command):
+    out = run(*command, "--help")
+    assert "Usage:" in out.stdout
+
+
+def populate(url: str) -> None:
+    store = contextkit.open(url)
+    t = store.thread(
+        "full",
+        model="deepseek-v4-pro",
+        owner="alice",
+        system="sys",
+        max_context_tokens=2_000,
+        metadata={"plan": "pro", "n": [1, 2]},
+    )
+    t.append({"role": "user", "content": "remember: blue"}, pinned=True)
+    for i in range(25):
+        t.append(
+            {"role": "user", "content": f"question {i} about the weather and more " * 3},
+            idempotency_key=f"k{i}",
+        )
+        t.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "reasoning_content": f"think {i}",
+                "tool_calls": [
+                    {
+                        "id": f"c{i}",
+                        "type": "function",
+                        "function": {"name": "wx", "arguments": '{"d":1}'},
+                    }
+                ],
+            }
+        )
+        t.append({"role": "tool", "tool_call_id": f"c{i}", "content": "sunny " * 10})
+        p = t.prepare(max_tokens=200)
+        t.record(
+            {
+                "id": f"resp-{i}",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {
+                            "role": "assistant",
+                            "content": f"answer {i} ☀️",
+                            "reasoning_content": "ok",
+                        },
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": p.prompt_tokens,
+                    "completion_tokens": 9,
+                    "prompt_cache_hit_tokens": 64,
+                    "prompt_cache_miss_tokens": p.prompt_tokens - 64,
+                },
+            },
+            prompt=p,
+        )
+    store.thread("bob-thread", model="deepseek-v4-flash", owner="bob").append(
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "see"},
+                {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}},
+            ],
+        }
+    )
+    assert t.summaries(), "the fixture should have compacted"
+    store.close()
+
+
+def test_export_import_export_is_byte_identical(tmp_path: Path):
+    a, b = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    populate(a)
+    first = run("export", "--all", url=a).stdout
+    (tmp_path / "dump.jsonl").write_text(first, encoding="utf-8")
+    assert run("import", str(tmp_path / "dump.jsonl"), url=b).stdout.startswith("imported 2")
+    second = run("export", "--all", url=b).stdout
+    assert second == first
+    kinds = [json.loads(line)["type"] for line in first.splitlines()]
+    assert {"thread", "message", "summary", "call"} <= set(kinds)
+    # importing again is refused, and writes nothing
+    again = run("import", str(tmp_path / "dump.jsonl"), url=b, check=False)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert run("export", "--all", url=b).stdout == first
+    # the imported thread builds the same prompt
+    s1, s2 = contextkit.open(a), contextkit.open(b)
+    p1 = s1.get_thread("full", owner="alice").build(max_tokens=200)
+    p2 = s2.get_thread("full", owner="alice").build(max_tokens=200)
+    assert json.dumps(p1) == json.dumps(p2)
+
+
+def test_read_commands_json(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    populate(url)
+    listed = json.loads(run("threads", "ls", "--json", url=url).stdout)
+    assert {r["id"] for r in listed} == {"full", "bob-thread"}
+    shown = json.loads(run("threads", "show", "full", "--json", url=url).stdout)
+    assert shown["owner"] == "alice" and shown["messages"] == 101
+    stats = json.loads(run("stats", "full", "--json", url=url).stdout)
+    assert stats["calls"] == 25 and stats["compactions"] >= 1 and stats["cost_usd"] > 0
+    table = run("stats", url=url).stdout
+    assert "full" in table and "bob-thread" in table
+    missing = run("threads", "show", "nope", url=url, check=False)
+    assert missing.returncode == 1 and "no thread 'nope'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_db_check_detects_a_broken_database(tmp_path: Path):
+    path = tmp_path / "a.db"
+    url = f"sqlite:///{path}"
+    populate(url)
+    assert run("db", "check", url=url).stdout.startswith("ok")
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM messages WHERE seq = 7 AND thread_pk = 1")
+        conn.execute("UPDATE summaries SET upto_seq = 10000")
+    out = run("db", "check", "--json", url=url, check=False)
+    assert out.returncode == 1
+    problems = json.loads(out.stdout)["problems"]
+    assert any("seqs are not" in p for p in problems)
+    assert any("summary covers" in p for p in problems)
+
+
+def test_delete(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    populate(url)
+    run("threads", "delete", "bob-thread", "--yes", url=url)
+    assert [r["id"] for r in json.loads(run("threads", "ls", "--json", url=url).stdout)] == ["full"]
+    assert run("db", "check", url=url).stdout.startswith("ok")
