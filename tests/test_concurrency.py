@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from conftest import Database
 
@@ -57,6 +58,32 @@ def test_four_processes_one_thread(database: Database, tmp_path: Path) -> None:
     assert seqs == list(range(1, 2001))
     assert contents == 2000
     assert last_seq == 2000
+
+
+@pytest.mark.parametrize("layout", ["one-thread", "eight-threads"])
+def test_eight_processes_thousand_appends(database: Database, tmp_path: Path, layout: str) -> None:
+    contextkit.open(database.url).close()
+    threads = ["hot"] * 8 if layout == "one-thread" else [f"t{i}" for i in range(8)]
+    elapsed = run_writers(database.url, threads, 1000, tmp_path)
+    print(f"\n{database.kind} {layout}: 8,000 appends in {elapsed:.2f}s = {8000 / elapsed:,.0f}/s")
+    engine = database.engine()
+    with engine.connect() as conn:
+        per_thread = conn.execute(
+            sa.text(
+                "SELECT t.id, t.last_seq, count(*), min(m.seq), max(m.seq) FROM threads t "
+                "JOIN messages m ON m.thread_pk = t.pk GROUP BY t.id, t.last_seq"
+            )
+        ).all()
+    engine.dispose()
+    expected = 8000 if layout == "one-thread" else 1000
+    assert len(per_thread) == (1 if layout == "one-thread" else 8)
+    for _, last_seq, count, low, high in per_thread:
+        assert (last_seq, count, low, high) == (expected, expected, 1, expected)
+    store = contextkit.open(database.url)
+    from contextkit.store.transfer import check
+
+    assert check(store) == []
+    store.close()
 
 
 def test_concurrent_first_open_of_a_new_database(database: Database, tmp_path: Path) -> None:

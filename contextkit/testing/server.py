@@ -44,8 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, cast
 
-from attrs import define, field, frozen
-from attrs.validators import instance_of, optional
+from attrs import Attribute, define, field, frozen
 
 from contextkit.cache import PrefixCacheModel
 from contextkit.errors import ContextKitError, ValidationError
@@ -98,6 +97,16 @@ _TEMPLATE = DeepSeekV4Template()
 _PIECE = re.compile(r"\S*\s*")
 
 
+def _str(_: object, attribute: Attribute[str], value: object) -> None:
+    if not isinstance(value, str):
+        raise ValidationError(f"{attribute.name} must be a string, got {value!r:.40}")
+
+
+def _opt_str(_: object, attribute: Attribute[str | None], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(f"{attribute.name} must be a string or None, got {value!r:.40}")
+
+
 def _arguments(value: object) -> str:
     if isinstance(value, str):
         return value
@@ -114,9 +123,9 @@ class ToolCall:
     `id=None` lets the server assign the next `call_<n>`.
     """
 
-    name: str = field(validator=instance_of(str))
+    name: str = field(validator=_str)
     arguments: str = field(default="{}", converter=_arguments)
-    id: str | None = field(default=None, validator=optional(instance_of(str)))
+    id: str | None = field(default=None, validator=_opt_str)
 
 
 def _tool_call(value: object) -> ToolCall:
@@ -150,10 +159,10 @@ class Reply:
     ("stop", or "tool_calls" when there are calls); truncation by `max_tokens` still wins.
     """
 
-    content: str = field(default="", validator=instance_of(str))
-    reasoning: str | None = field(default=None, validator=optional(instance_of(str)))
+    content: str = field(default="", validator=_str)
+    reasoning: str | None = field(default=None, validator=_opt_str)
     tool_calls: tuple[ToolCall, ...] = field(default=(), converter=_tool_calls)
-    finish_reason: str | None = field(default=None, validator=optional(instance_of(str)))
+    finish_reason: str | None = field(default=None, validator=_opt_str)
 
 
 FaultKind = Literal["status", "drop", "drop_mid_stream"]
@@ -1025,10 +1034,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-key", default=None, help="require this bearer key")
     args = parser.parse_args(argv)
     encode("warm up")
-    with serve(args.host, args.port, api_key=args.api_key) as server:
+    with serve(args.host, args.port, api_key=args.api_key) as server, suppress(KeyboardInterrupt):
         print(server.base_url, flush=True)
-        with suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        threading.Event().wait()
     return 0
 
 
