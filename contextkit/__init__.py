@@ -5,7 +5,16 @@ message list an OpenAI-compatible chat API gets: within the token budget, with r
 replayed only where the provider requires it, and with cache-friendly stable prefixes.
 """
 
+from contextkit.compaction import (
+    CompactionPolicy,
+    ExtractiveSummarizer,
+    LLMSummarizer,
+    Summarizer,
+    Summary,
+)
+from contextkit.conversation import AsyncConversation, Conversation, Reply, tool_schema
 from contextkit.errors import (
+    CompactionWarning,
     ContextKitError,
     ContextOverflowError,
     ImageError,
@@ -27,22 +36,33 @@ from contextkit.types import (
     ThreadInfo,
     ToolCall,
 )
+from contextkit.window import Prompt
 
 __all__ = [
+    "AsyncConversation",
     "Calibration",
+    "CompactionPolicy",
+    "CompactionWarning",
     "ContextKitError",
     "ContextOverflowError",
+    "Conversation",
+    "ExtractiveSummarizer",
     "FunctionCall",
     "ImageError",
     "ImagePart",
+    "LLMSummarizer",
     "Message",
     "ModelSpec",
     "NotFound",
     "PermissionDenied",
     "Prices",
+    "Prompt",
+    "Reply",
     "Role",
     "Store",
     "StoreError",
+    "Summarizer",
+    "Summary",
     "TextPart",
     "Thread",
     "ThreadInfo",
@@ -56,4 +76,5 @@ __all__ = [
     "known_models",
     "open",
     "register_model",
+    "tool_schema",
 ]

@@ -89,3 +89,19 @@ def table_counts(store: contextkit.Store) -> dict[str, int]:
     names = ["threads", "messages", "tool_calls", "calls", "calibrations", "summaries"]
     with store.engine.connect() as conn:
         return {n: conn.execute(sa.text(f"SELECT count(*) FROM {n}")).scalar_one() for n in names}
+
+
+@pytest.fixture(scope="session")
+def deepseek_server() -> Iterator[object]:
+    """One local DeepSeek-compatible server for the session (real HTTP on 127.0.0.1)."""
+    from contextkit.testing.server import serve
+
+    with serve() as server:
+        yield server
+
+
+@pytest.fixture
+def deepseek(deepseek_server: object) -> Iterator[object]:
+    """The local server, reset to a fresh state (no cache, script, faults) for this test."""
+    deepseek_server.reset()  # type: ignore[attr-defined]
+    yield deepseek_server

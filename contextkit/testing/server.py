@@ -51,9 +51,8 @@ from contextkit.errors import ContextKitError, ValidationError
 from contextkit.models import ModelSpec, get_model
 from contextkit.tokens.encoding import decode, encode
 from contextkit.tokens.template import (
-    END_THINK,
-    EOS,
     DeepSeekV4Template,
+    generated_text,
     reasoning_effort_level,
     render_prompt,
 )
@@ -285,10 +284,7 @@ def _default_reply(request: _Request) -> Reply:
 
 def _dsml(calls: Sequence[ToolCall]) -> str:
     """The tool-call text the model writes after its content (DeepSeek's DSML block)."""
-    if not calls:
-        return ""
-    message = {"role": "assistant", "content": "", "tool_calls": _wire_calls(calls)}
-    return _TEMPLATE.body(message, thinking=False, keep_reasoning=False).removesuffix(EOS)
+    return generated_text(None, "", _wire_calls(calls), finished=False)
 
 
 def _wire_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
@@ -704,10 +700,13 @@ class DeepSeekServer:
             finish = "length"
         else:
             finish = reply.finish_reason or ("tool_calls" if calls else "stop")
-        generated = ""
-        if reasoning is not None:
-            generated = reasoning + END_THINK if reasoning_ended else reasoning
-        generated += content + _dsml(calls) + ("" if truncated else EOS)
+        generated = generated_text(
+            reasoning,
+            content,
+            _wire_calls(calls),
+            reasoning_ended=reasoning_ended,
+            finished=not truncated,
+        )
         with self._lock:
             cache = self._caches.setdefault(request.model, PrefixCacheModel())
             hit = cache.request(request.prompt_ids, completion=encode(generated))

@@ -646,6 +646,26 @@ def kept_reasoning(
     return kept
 
 
+def generated_text(
+    reasoning: str | None,
+    content: str,
+    tool_calls: Sequence[Mapping[str, Any]] = (),
+    *,
+    reasoning_ended: bool = True,
+    finished: bool = True,
+) -> str:
+    """The text a DeepSeek V4 model generates for a reply, as its template would replay it.
+
+    Reasoning (closed by `</think>` once it ended), the content, the DSML tool-call block and,
+    for a finished reply, EOS: what the provider's cache persists at the end of the output.
+    """
+    out = ""
+    if reasoning is not None:
+        out = reasoning + (END_THINK if reasoning_ended else "")
+    out += content + _dsml_tool_calls(list(tool_calls) or None)
+    return out + (EOS if finished else "")
+
+
 def render_prompt(
     messages: Sequence[Message],
     *,

@@ -1,0 +1,232 @@
+"""Conversation over the real openai SDK and real HTTP against the local DeepSeek server."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import warnings
+
+import openai
+import pytest
+from conftest import table_counts
+from PIL import Image
+
+import contextkit
+from contextkit.conversation import LengthWarning
+from contextkit.errors import ImageError
+from contextkit.testing.server import Reply, ToolCall
+
+
+def client(server, **kw) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key="test", **kw)
+
+
+def test_plain_chat_records_reply_usage_and_cost(store, deepseek):
+    t = store.thread("c", model="deepseek-v4-flash", system="You are terse.")
+    conv = contextkit.Conversation(client(deepseek), t)
+    r = conv.send("Hello there, who are you?", max_tokens=200)
+    assert r.content.startswith("Echo") and r.reasoning_content
+    assert r.finish_reason == "stop" and not r.truncated
+    assert r.usage.prompt_tokens == r.prompt.prompt_tokens
+    spec = contextkit.get_model("deepseek-v4-flash")
+    expected = (
+        r.usage.cache_hit_tokens * 0.028
+        + r.usage.cache_miss_tokens * 0.14
+        + r.usage.completion_tokens * 0.28
+    ) / 1e6
+    assert r.cost_usd == pytest.approx(expected, abs=1e-15)
+    assert (
+        spec.cost(r.usage.cache_hit_tokens, r.usage.cache_miss_tokens, r.usage.completion_tokens)
+        == r.cost_usd
+    )
+    st = t.stats()
+    assert st.calls == 1 and st.messages == 2 and st.cost_usd == pytest.approx(r.cost_usd)
+    # the reply's reasoning is stored, and stripped from the next prompt (no tool calls)
+    assert [m.reasoning_content is not None for m in t.messages()] == [False, True]
+    r2 = conv.send("And then?")
+    assert "reasoning_content" not in r2.prompt.to_list()[2]
+
+
+def test_fifty_turns_predictions_match_the_server(store, deepseek):
+    t = store.thread(
+        "long", model="deepseek-v4-flash", system="You help.", max_context_tokens=1_500
+    )
+    conv = contextkit.Conversation(client(deepseek), t, max_tokens=300)
+    hits = compactions = 0
+    for i in range(50):
+        r = conv.send(f"Question {i}: tell me about item {i * 7} and its colour, briefly.")
+        assert r.usage.prompt_tokens == r.prompt.prompt_tokens, i
+        assert r.usage.cache_hit_tokens == r.predicted_cache_hit_tokens, i
+        assert r.prompt.prompt_tokens + 300 <= 1_500
+        hits += r.usage.cache_hit_tokens
+        compactions += r.prompt.moved
+    st = t.stats()
+    assert st.calls == 50 and st.compactions >= 1
+    assert st.cache_hit_ratio > 0.5
+    assert st.predicted_cache_hit_tokens == st.cache_hit_tokens == hits
+    assert len(list(t.history())) == 100
+
+
+def test_streaming_records_only_complete_streams(store, deepseek):
+    t = store.thread("s", model="deepseek-v4-flash")
+    conv = contextkit.Conversation(client(deepseek, max_retries=0), t)
+    stream = conv.send("stream please", stream=True)
+    kinds = [d.kind for d in stream]
+    assert "reasoning" in kinds and "content" in kinds
+    assert kinds.index("reasoning") < kinds.index("content")
+    assert stream.reply is not None and stream.reply.usage.prompt_tokens > 0
+    assert t.stats().calls == 1 and len(t) == 2
+    # a stream abandoned halfway records nothing
+    partial = conv.send("again", stream=True)
+    for _ in partial:
+        break
+    assert partial.reply is None and len(t) == 3 and t.stats().calls == 1
+    # a connection dropped mid-stream records nothing either
+    deepseek.fail(drop_mid_stream=True)
+    broken = conv.send(None, stream=True)
+    with pytest.raises(openai.APIConnectionError):
+        list(broken)
+    assert len(t) == 3 and t.stats().calls == 1
+    # and the thread is still valid for the next call
+    assert conv.send(None).content
+
+
+def test_thinking_off(store, deepseek):
+    t = store.thread("n", model="deepseek-v4-flash")
+    r = contextkit.Conversation(client(deepseek), t).send("hi", thinking=False)
+    assert r.reasoning_content is None
+    assert deepseek.requests[-1].body["thinking"] == {"type": "disabled"}
+
+
+def test_fifty_step_tool_loop_in_thinking_mode(store, deepseek):
+    t = store.thread("agent", model="deepseek-v4-flash", max_context_tokens=20_000)
+    steps = [
+        Reply(
+            reasoning=f"step {i}: need more data", tool_calls=[ToolCall("lookup", f'{{"n": {i}}}')]
+        )
+        for i in range(49)
+    ]
+    deepseek.script(*steps, Reply(content="All done.", reasoning="finished"))
+    seen = []
+
+    def lookup(n: int) -> dict:
+        """Look up a record."""
+        seen.append(n)
+        if n == 7:
+            raise KeyError("record 7 is missing")
+        return {"n": n, "value": n * n}
+
+    conv = contextkit.Conversation(client(deepseek), t, max_tokens=500)
+    reply = conv.run("Research all records.", tools={"lookup": lookup}, max_steps=60)
+    assert reply.content == "All done." and reply.steps == 50
+    assert seen == list(range(49))
+    statuses = [r.status for r in deepseek.requests]
+    assert statuses == [200] * 50  # never a 400: reasoning was replayed on every step
+    tool_msgs = [m for m in t.messages() if m.role.value == "tool"]
+    assert "KeyError" in tool_msgs[7].content
+    assert t.stats().calls == 50
+
+
+def image_bytes(fmt: str, size=(64, 48), mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, (10, 120, 200)).save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP"])
+def test_images_are_sent_and_counted(store, deepseek, fmt):
+    t = store.thread(f"img-{fmt}", model="deepseek-v4-flash")
+    r = contextkit.Conversation(client(deepseek), t).send(
+        "what is this?", images=[image_bytes(fmt)]
+    )
+    assert r.usage.prompt_tokens == r.prompt.prompt_tokens
+    part = r.prompt.to_list()[0]["content"][1]
+    assert part["image_url"]["url"].startswith("data:image/")
+    assert contextkit.image_tokens(64, 48) == 85 + 170
+
+
+def test_oversized_image_is_resized_and_corrupt_rejected(store, deepseek, tmp_path):
+    t = store.thread("big-img", model="deepseek-v4-flash")
+    conv = contextkit.Conversation(client(deepseek), t)
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (5000, 3000), (1, 2, 3)).save(path)
+    r = conv.send("big one", images=[path])
+    assert r.usage.prompt_tokens == r.prompt.prompt_tokens
+    before = table_counts(store)
+    with pytest.raises(ImageError):
+        conv.send("broken", images=[image_bytes("JPEG")[:100]])
+    assert table_counts(store) == before
+
+
+def test_429_storm_survived_without_duplicates(store, deepseek):
+    t = store.thread("storm", model="deepseek-v4-flash")
+    deepseek.fail(429, times=4, retry_after=0)
+    conv = contextkit.Conversation(client(deepseek, max_retries=5), t)
+    r = conv.send("are you there?")
+    assert r.content and len(t) == 2 and t.stats().calls == 1
+    assert [x.status for x in deepseek.requests] == [429] * 4 + [200]
+    # a call that fails for good leaves one user message and a valid thread
+    deepseek.fail(500, times=10)
+    with pytest.raises(openai.InternalServerError):
+        conv.send("second", idempotency_key="q2")
+    assert len(t) == 3
+    deepseek.reset()
+    again = conv.send("second", idempotency_key="q2")  # the retry does not append twice
+    assert again.content and len(t) == 4
+
+
+def test_length_is_surfaced(store, deepseek):
+    t = store.thread("len", model="deepseek-v4-flash")
+    deepseek.script(Reply(content="word " * 200))
+    with pytest.warns(LengthWarning):
+        r = contextkit.Conversation(client(deepseek), t).send("long answer", max_tokens=20)
+    assert r.truncated and r.finish_reason == "length"
+
+
+def test_async_conversation(store, deepseek):
+    t = store.thread("async", model="deepseek-v4-flash")
+
+    async def go():
+        aclient = openai.AsyncOpenAI(base_url=deepseek.base_url, api_key="test")
+        conv = contextkit.AsyncConversation(aclient, t)
+        r = await conv.send("hello async")
+        stream = await conv.send("stream async", stream=True)
+        text = await stream.text()
+        deepseek.script(
+            Reply(reasoning="r", tool_calls=[ToolCall("add", '{"a": 2, "b": 3}')]),
+            Reply(content="5", reasoning="sum"),
+        )
+
+        async def add(a: int, b: int) -> int:
+            """Add two numbers."""
+            return a + b
+
+        final = await conv.run("2+3?", tools={"add": add})
+        await aclient.close()
+        return r, text, final
+
+    r, text, final = asyncio.run(go())
+    assert r.content and text and final.content == "5"
+    assert [m.content for m in t.messages() if m.role.value == "tool"] == ["5"]
+    assert t.stats().calls == 4
+
+
+def test_tool_schema_from_signature():
+    def search(query: str, limit: int = 5, exact: bool = False) -> list:
+        """Search the catalogue.
+
+        Longer text."""
+        return []
+
+    schema = contextkit.tool_schema(search)
+    assert schema["function"]["name"] == "search"
+    assert schema["function"]["description"] == "Search the catalogue."
+    params = schema["function"]["parameters"]
+    assert params["properties"] == {
+        "query": {"type": "string"},
+        "limit": {"type": "integer"},
+        "exact": {"type": "boolean"},
+    }
+    assert params["required"] == ["query"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
