@@ -68,6 +68,130 @@ def cli(ctx: click.Context, url: str | None) -> None:
     ctx.obj = _Ctx(url)
 
 
+@cli.command("demo")
+@click.option("--db", "db_url", default=None, help="Database URL (default: a temporary file).")
+@_json_option
+def demo_cmd(db_url: str | None, as_json: bool) -> None:
+    """Run a scripted conversation against a local DeepSeek-compatible server (no API key).
+
+    Chat, an image, a tool call in thinking mode and enough turns for a compaction; prints
+    each call's prompt tokens, cache hits and cost, then the thread's totals.
+    """
+    import attrs
+
+    from contextkit.demo import run_demo
+
+    if as_json:
+        stats, calls = run_demo(db_url)
+        _emit_json({"calls": [attrs.asdict(c) for c in calls], "stats": _stats_dict(stats)})
+        return
+    from rich.live import Live
+    from rich.table import Table
+
+    console = _console()
+    console.print("[bold]contextkit demo[/] - local DeepSeek-compatible server, no API key")
+    table = Table("call", "kind", "prompt tok", "cache hit", "completion", "cost $", "")
+    with Live(table, console=console, refresh_per_second=8):
+
+        def on_call(c: Any) -> None:
+            ratio = c.cache_hit_tokens / c.prompt_tokens if c.prompt_tokens else 0.0
+            table.add_row(
+                str(c.n),
+                c.kind,
+                f"{c.prompt_tokens:,}",
+                f"{ratio:.0%}",
+                f"{c.completion_tokens:,}",
+                f"{c.cost_usd:.6f}",
+                "[yellow]compacted[/]" if c.compacted else "",
+            )
+
+        stats, calls = run_demo(db_url, on_call=on_call)
+    console.print()
+    console.print(
+        f"[bold]{stats.calls} calls[/], {stats.messages} messages stored (none lost), "
+        f"{stats.compactions} compaction(s), cache hit ratio {stats.cache_hit_ratio:.1%}, "
+        f"prompt {stats.prompt_tokens:,} tok, completion {stats.completion_tokens:,} tok, "
+        f"cost ${stats.cost_usd:.6f} at deepseek-v4-flash prices"
+    )
+
+
+@cli.command("serve-fake")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, type=int, help="Port (default: a free one).")
+def serve_fake(host: str, port: int) -> None:
+    """Run the local DeepSeek-compatible server for your own integration tests."""
+    from contextkit.testing.server import main as server_main
+
+    sys.exit(server_main(["--host", host, "--port", str(port)]))
+
+
+@cli.command("chat")
+@click.argument("thread_id")
+@click.option("--model", default="deepseek-v4-flash", show_default=True)
+@click.option("--owner", default="", help="Thread owner.")
+@click.option("--system", default=None, help="System prompt for a new thread.")
+@click.option("--base-url", default="https://api.deepseek.com", show_default=True)
+@click.option("--thinking/--no-thinking", default=None, help="Default: the model's.")
+@click.option("--max-tokens", default=4_096, show_default=True)
+@click.pass_obj
+def chat_cmd(
+    obj: _Ctx,
+    thread_id: str,
+    model: str,
+    owner: str,
+    system: str | None,
+    base_url: str,
+    thinking: bool | None,
+    max_tokens: int,
+) -> None:
+    """Chat in a terminal on a stored thread (API key from $DEEPSEEK_API_KEY).
+
+    Replies stream (reasoning dimmed). Commands: /stats, /compact, /image PATH, /quit.
+    """
+    import os
+
+    import openai
+
+    import contextkit
+
+    key = os.environ.get("DEEPSEEK_API_KEY")
+    if not key:
+        raise click.UsageError("set DEEPSEEK_API_KEY (or try `contextkit demo`, no key needed)")
+    thread = obj.store.thread(thread_id, model=model, owner=owner, system=system)
+    conv = contextkit.Conversation(
+        openai.OpenAI(base_url=base_url, api_key=key), thread, max_tokens=max_tokens
+    )
+    console = _console()
+    console.print(f"[bold]{thread_id}[/] ({len(thread)} messages). /quit to leave.")
+    images: list[str] = []
+    while True:
+        try:
+            line = console.input("[bold cyan]you>[/] ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            break
+        if line == "/stats":
+            _emit_json(_stats_dict(thread.stats()))
+            continue
+        if line == "/compact":
+            summary = thread.compact()
+            console.print("compacted" if summary else "nothing to compact")
+            continue
+        if line.startswith("/image "):
+            images.append(line.removeprefix("/image ").strip())
+            console.print(f"[dim]{len(images)} image(s) attached to the next message[/]")
+            continue
+        stream = conv.send(line, images=images or None, thinking=thinking, stream=True)
+        images = []
+        for delta in stream:
+            style = "dim" if delta.kind == "reasoning" else None
+            console.print(delta.text, end="", style=style, highlight=False, markup=False)
+        console.print()
+
+
 @cli.group("threads")
 def threads_group() -> None:
     """List, show and delete threads."""

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PreparedImage", "check_image_count", "prepare_image"]
 
-_INSTALL_HINT = 'Pillow is needed to read images: pip install "contextkit[images]"'
+_INSTALL_HINT = "Pillow is needed to read images: pip install pillow"
 _MIME = {
     "JPEG": "image/jpeg",
     "PNG": "image/png",
