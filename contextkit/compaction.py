@@ -23,6 +23,7 @@ from sqlalchemy import Connection, insert, select, update
 from contextkit._validators import at_least
 from contextkit.errors import ValidationError
 from contextkit.store import engine as db
+from contextkit.store.blobs import fetch
 from contextkit.store.codec import MESSAGE_COLUMNS, message_from_row
 from contextkit.store.ledger import spec_for
 from contextkit.store.schema import MessageRow, SummaryRow, ThreadRow, utcnow
@@ -127,8 +128,9 @@ class Summarizer(Protocol):
     ) -> SummaryResult: ...
 
 
+_NUMBER = re.compile(r"\d+")
 _FACT = re.compile(
-    r"\d|\b(?:my|our|name|called|prefer|preference|always|never|please|must|should|need|want|"
+    r"\b(?:my|our|name|called|prefer|preference|always|never|please|must|should|need|want|"
     r"like|deadline|order|account|email|address|phone|decid|agree|todo|remember|important)",
     re.IGNORECASE,
 )
@@ -139,47 +141,67 @@ _PROPER = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
 class ExtractiveSummarizer:
     """Offline, deterministic: keeps the sentences most likely to carry facts.
 
-    Sentences with numbers, names, preferences, decisions and requests score highest (user
-    sentences above assistant ones); the previous summary's lines are kept first, so facts
-    survive rolling compactions; the rest fills the token target in conversation order.
+    Sentences with numbers, names, preferences, decisions and requests score highest, user
+    sentences above assistant ones. Rolling: the previous summary's lines compete with the
+    new sentences (with a small bonus, so old facts survive), but at least `new_share` of the
+    target goes to the newest messages, so later facts always get in. Lines keep their
+    conversation order.
     """
 
     name = "extractive"
+
+    def __init__(self, *, new_share: float = 0.4) -> None:
+        if not 0 < new_share <= 1:
+            raise ValidationError(f"new_share must be in (0, 1], got {new_share!r}")
+        self.new_share = new_share
 
     def summarize(
         self, messages: Sequence[Message], *, previous: str | None, max_tokens: int, model: str
     ) -> SummaryResult:
         spec = spec_for(model)
-        lines: list[tuple[float, int, str]] = []
+        old: list[tuple[float, int, str]] = []
+        new: list[tuple[float, int, str]] = []
+        seen: set[str] = set()
         order = 0
         for line in (previous or "").splitlines():
-            if line.strip():
-                lines.append((100.0, order, line.strip()))
+            line = line.strip()
+            if line and line not in seen and not line.startswith("- ("):
+                seen.add(line)
+                old.append((_score(line, line.startswith("- User:")) + 1.0, order, line))
                 order += 1
         for message in messages:
             if message.role not in (Role.USER, Role.ASSISTANT):
                 continue
-            who = "User" if message.role is Role.USER else "Assistant"
+            user = message.role is Role.USER
             for sentence in _SENTENCE.split(message.text):
                 sentence = " ".join(sentence.split())
-                if len(sentence) < 3:
-                    continue
-                score = 2.0 * len(_FACT.findall(sentence)) + len(_PROPER.findall(sentence))
-                score += 1.0 if message.role is Role.USER else 0.0
-                if score <= 0:
-                    continue
-                lines.append((score, order, f"- {who}: {sentence[:400]}"))
-                order += 1
-        chosen: list[tuple[int, str]] = []
+                score = _score(sentence, user) if len(sentence) >= 3 else 0.0
+                line = f"- {'User' if user else 'Assistant'}: {sentence[:400]}"
+                if score > 0 and line not in seen:
+                    seen.add(line)
+                    new.append((score, order, line))
+                    order += 1
+        chosen: dict[int, str] = {}
         used = 0
-        for _score, position, line in sorted(lines, key=lambda item: (-item[0], item[1])):
-            cost = spec.tokenizer.count(line + "\n")
-            if used + cost > max_tokens:
-                continue
-            used += cost
-            chosen.append((position, line))
-        text = "\n".join(line for _, line in sorted(chosen)) or "- (no notable facts)"
+
+        def fill(candidates: list[tuple[float, int, str]], limit: int) -> None:
+            nonlocal used
+            for _, position, line in sorted(candidates, key=lambda c: (-c[0], c[1])):
+                cost = spec.tokenizer.count(line + "\n")
+                if position not in chosen and used + cost <= limit:
+                    used += cost
+                    chosen[position] = line
+
+        fill(new, int(max_tokens * self.new_share))
+        fill(old + new, max_tokens)
+        text = "\n".join(chosen[p] for p in sorted(chosen)) or "- (no notable facts)"
         return SummaryResult(text=text, summarizer=self.name)
+
+
+def _score(sentence: str, user: bool) -> float:
+    facts = len(_FACT.findall(sentence)) + min(len(_NUMBER.findall(sentence)), 3)
+    score = 2.0 * facts + len(_PROPER.findall(sentence))
+    return score * (1.5 if user else 1.0) + (1.0 if user and score else 0.0)
 
 
 _LLM_INSTRUCTIONS = (
@@ -349,7 +371,8 @@ def _plan(
     cols = [getattr(MessageRow, c) for c in MESSAGE_COLUMNS]
     messages = tuple(
         message_from_row(r)
-        for r in conn.execute(
+        for r in fetch(
+            conn,
             select(*cols)
             .where(
                 MessageRow.thread_pk == row["pk"],
@@ -357,8 +380,8 @@ def _plan(
                 MessageRow.seq < new_start,
                 MessageRow.pinned.is_(False),
             )
-            .order_by(MessageRow.seq)
-        ).mappings()
+            .order_by(MessageRow.seq),
+        )
     )
     return _Plan(
         expected_n=row["summary_n"],

@@ -34,8 +34,8 @@ from contextkit.errors import (
     ValidationError,
 )
 from contextkit.models import ModelSpec
+from contextkit.store import blobs, ledger
 from contextkit.store import engine as db
-from contextkit.store import ledger
 from contextkit.store.codec import MESSAGE_COLUMNS, message_from_row
 from contextkit.store.schema import CalibrationRow, MessageRow, ThreadRow, ToolCallRow
 from contextkit.tokens.template import (
@@ -376,8 +376,7 @@ def _structure_guess(
 
 def _rows(conn: Connection, stmt: Any) -> list[tuple[Message, bool, str | None]]:
     return [
-        (message_from_row(r), bool(r["reasoning_kept"]), r["lead"])
-        for r in conn.execute(stmt).mappings()
+        (message_from_row(r), bool(r["reasoning_kept"]), r["lead"]) for r in blobs.fetch(conn, stmt)
     ]
 
 

@@ -83,6 +83,15 @@ def test_planted_facts_survive_two_rolling_compactions(sqlite_store):
     for fact in ("Ingrid Castellanos", "88-41257-X", "prefer email"):
         assert fact in second.text, (fact, second.text)
     assert second.token_count <= CompactionPolicy().summary_tokens(4_000) + 50
+    # rolling summaries keep taking in new facts once full
+    t.append({"role": "user", "content": "Update: my new email is ingrid@example.org now."})
+    t.append({"role": "assistant", "content": "Thanks, I updated your contact address."})
+    chat(t, 20, 200)
+    third = t.compact()
+    assert third is not None and third.text != second.text
+    assert "ingrid@example.org" in third.text
+    for fact in ("Ingrid Castellanos", "88-41257-X"):
+        assert fact in third.text, (fact, third.text)
 
 
 class Exploding:

@@ -366,6 +366,6 @@ def test_image_count_limit() -> None:
 def test_missing_pillow_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     data = SAMPLES["PNG"]()
     monkeypatch.setitem(sys.modules, "PIL.Image", None)
-    with pytest.raises(ImageError, match=r'pip install "contextkit\[images\]"'):
+    with pytest.raises(ImageError, match=r"pip install pillow"):
         prepare_image(data)
     assert prepare_image("https://example.com/a.png").tokens == LIMITS.max_tokens

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from contextkit.errors import UnknownModelError
 from contextkit.models import ModelSpec, get_model
+from contextkit.store.blobs import fetch
 from contextkit.store.codec import MESSAGE_COLUMNS, message_from_row
 from contextkit.store.schema import MESSAGES, MessageRow, ThreadRow, ToolCallRow
 from contextkit.tokens.template import ReasoningReplay, kept_reasoning, message_shape
@@ -129,14 +130,11 @@ def recount(conn: Connection, thread_pk: int, spec: ModelSpec, *, from_seq: int 
     migration that introduced these columns.
     """
     cols = [getattr(MessageRow, c) for c in MESSAGE_COLUMNS]
-    rows = (
-        conn.execute(
-            select(*cols, MessageRow.cum_before)
-            .where(MessageRow.thread_pk == thread_pk, MessageRow.seq >= from_seq)
-            .order_by(MessageRow.seq)
-        )
-        .mappings()
-        .all()
+    rows = fetch(
+        conn,
+        select(*cols, MessageRow.cum_before)
+        .where(MessageRow.thread_pk == thread_pk, MessageRow.seq >= from_seq)
+        .order_by(MessageRow.seq),
     )
     state = TurnState()
     if from_seq > 1:

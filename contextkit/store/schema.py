@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -32,9 +33,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from contextkit.types import canonical_json
 
 __all__ = [
+    "BLOBS",
     "MESSAGES",
     "THREADS",
     "Base",
+    "BlobRow",
     "CalibrationRow",
     "CallRow",
     "CanonicalJSON",
@@ -242,6 +245,20 @@ class SummaryRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class BlobRow(Base):
+    """An image's bytes, stored once and addressed by their sha256."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mime: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class CalibrationRow(Base):
     """Last seen gap between reported and predicted prompt tokens, per model and structure."""
 
@@ -256,4 +273,5 @@ class CalibrationRow(Base):
 
 THREADS = cast(Table, ThreadRow.__table__)
 MESSAGES = cast(Table, MessageRow.__table__)
+BLOBS = cast(Table, BlobRow.__table__)
 """Core table handle, for the INSERT ... ON CONFLICT and bulk UPDATE statements."""

@@ -10,8 +10,8 @@ from attrs import define, field
 from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
 
 from contextkit.errors import NotFound, PermissionDenied, ValidationError
+from contextkit.store import blobs, ledger
 from contextkit.store import engine as db
-from contextkit.store import ledger
 from contextkit.store.codec import MESSAGE_COLUMNS, message_from_row, message_to_row
 from contextkit.store.schema import (
     THREADS,
@@ -160,7 +160,12 @@ class Thread:
         raise ValidationError(f"format must be 'openai' or 'anthropic', got {format!r:.40}")
 
     def record(
-        self, response: object, *, prompt: Prompt | None = None, latency_ms: float | None = None
+        self,
+        response: object,
+        *,
+        prompt: Prompt | None = None,
+        latency_ms: float | None = None,
+        predicted_cache_hit_tokens: int | None = None,
     ) -> Message:
         """Store a chat completion's assistant message and its usage (cost, cache hits).
 
@@ -168,7 +173,13 @@ class Thread:
         """
         from contextkit.usage import record
 
-        return record(self, response, prompt=prompt, latency_ms=latency_ms)
+        return record(
+            self,
+            response,
+            prompt=prompt,
+            latency_ms=latency_ms,
+            predicted_cache_hit_tokens=predicted_cache_hit_tokens,
+        )
 
     def stats(self) -> Stats:
         """Messages, tokens, calls, cache hit/miss, cost in USD."""
@@ -254,7 +265,7 @@ class Thread:
         if conn.get_execution_options().get("contextkit_write"):
             stmt = stmt.with_for_update()
         row = conn.execute(stmt).mappings().one_or_none()
-        if row is None:
+        if row is None or row["id"] != self.id:  # a reused primary key is another thread
             raise NotFound(f"thread {self.id!r} was deleted")
         if row["owner"] != self.owner:
             raise PermissionDenied(f"thread {self.id!r} belongs to another owner")
@@ -273,7 +284,7 @@ class Thread:
         )
         if before is not None:
             stmt = stmt.where(MessageRow.seq < before)
-        return [message_from_row(r) for r in conn.execute(stmt).mappings()]
+        return [message_from_row(r) for r in blobs.fetch(conn, stmt)]
 
     def _prepare(self, message: object, key: str | None, pinned: bool) -> _Pending:
         parsed = Message.parse(message)
@@ -305,6 +316,7 @@ class Thread:
             total=thread["total_tokens"],
         )
         flip: tuple[int, int] | None = None
+        images: list[dict[str, Any]] = []
         now = utcnow()
         out: list[Message] = []
         rows: list[dict[str, Any]] = []
@@ -334,9 +346,12 @@ class Thread:
             if flip is None and ledger.needs_flip(msg, state):
                 flip = (max(state.turn_seq, 1), seq)
             entry = ledger.account(msg, spec, state, seq)
+            parts, found = blobs.extract(item.row.get("parts"))
+            images.extend(found)
             row = {
                 **item.row,
                 **entry.columns(),
+                "parts": parts,
                 "thread_pk": self._pk,
                 "seq": seq,
                 "idempotency_key": item.key,
@@ -350,6 +365,7 @@ class Thread:
                 by_key[item.key] = stored
             out.append(stored)
         if rows:
+            blobs.save(conn, images)
             conn.execute(insert(MessageRow), rows)
             if calls:
                 conn.execute(insert(ToolCallRow), calls)
@@ -409,15 +425,13 @@ class Thread:
         return {seq: count for seq, count in rows}
 
     def _by_key(self, conn: Connection, key: str) -> Message | None:
-        row = (
-            conn.execute(
-                select(*_COLUMNS).where(
-                    MessageRow.thread_pk == self._pk, MessageRow.idempotency_key == key
-                )
-            )
-            .mappings()
-            .one_or_none()
+        found = blobs.fetch(
+            conn,
+            select(*_COLUMNS).where(
+                MessageRow.thread_pk == self._pk, MessageRow.idempotency_key == key
+            ),
         )
+        row = found[0] if found else None
         return None if row is None else message_from_row(row)
 
 

@@ -18,8 +18,10 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from contextkit.errors import ValidationError
 from contextkit.store import engine as db
+from contextkit.store.blobs import PREFIX
 from contextkit.store.ledger import PAD
 from contextkit.store.schema import (
+    BlobRow,
     CallRow,
     MessageRow,
     SummaryRow,
@@ -319,9 +321,28 @@ def check(store: Store) -> list[str]:
             t = threads.get(pk)
             if t is not None and n != t.pending_calls:
                 problems.append(f"thread {t.id!r}: {n} unanswered calls, {t.pending_calls} noted")
+        problems += _missing_blobs(conn, threads)
         return problems
 
     return db.read(store.engine, run)
+
+
+def _missing_blobs(conn: Connection, threads: Mapping[int, Any]) -> list[str]:
+    """Messages whose image references no stored blob (scans only rows that hold one)."""
+    stored = set(conn.execute(select(BlobRow.sha256)).scalars())
+    problems = []
+    rows = conn.execute(
+        select(MessageRow.thread_pk, MessageRow.seq, MessageRow.parts).where(
+            MessageRow.parts.is_not(None)
+        )
+    )
+    for pk, seq, parts in rows:
+        for part in parts or ():
+            url = (part.get("image_url") or {}).get("url", "") if isinstance(part, dict) else ""
+            if url.startswith(PREFIX) and url[len(PREFIX) :] not in stored:
+                name = threads[pk].id if pk in threads else pk
+                problems.append(f"thread {name!r} message {seq}: image blob {url} is missing")
+    return problems
 
 
 def read_jsonl(lines: Iterable[str]) -> Iterator[dict[str, Any]]:

@@ -1,0 +1,54 @@
+"""Images are stored once by content and come back as the exact data URLs sent."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import sqlalchemy as sa
+from PIL import Image
+
+from contextkit.store.transfer import check
+
+
+def data_url(color=(200, 10, 10)) -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 40), color).save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def image_message(url: str) -> dict:
+    return {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": url}},
+        ],
+    }
+
+
+def test_same_image_stored_once_and_resolved(store):
+    red, blue = data_url(), data_url((0, 0, 255))
+    t = store.thread("b", model="deepseek-v4-flash")
+    for url in (red, red, blue, red):
+        t.append(image_message(url))
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM blobs")).scalar_one() == 2
+        raw = conn.execute(sa.text("SELECT parts FROM messages WHERE seq = 1")).scalar_one()
+    assert "blob:sha256:" in raw and "base64" not in raw  # rows stay small
+    urls = [m.content[1].url for m in t.messages()]
+    assert urls == [red, red, blue, red]
+    out = t.build(max_tokens=10)
+    assert out[0]["content"][1]["image_url"]["url"] == red
+    assert check(store) == []
+
+
+def test_missing_blob_is_reported(sqlite_store):
+    t = sqlite_store.thread("b", model="deepseek-v4-flash")
+    t.append(image_message(data_url()))
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM blobs"))
+    problems = check(sqlite_store)
+    assert len(problems) == 1 and "is missing" in problems[0]
+    assert json.dumps(problems)
