@@ -26,6 +26,9 @@ COMMANDS = [
     ["db", "upgrade"],
     ["db", "current"],
     ["db", "check"],
+    ["demo"],
+    ["chat"],
+    ["serve-fake"],
 ]
 
 
@@ -173,3 +176,32 @@ def test_delete(tmp_path: Path):
     run("threads", "delete", "bob-thread", "--yes", url=url)
     assert [r["id"] for r in json.loads(run("threads", "ls", "--json", url=url).stdout)] == ["full"]
     assert run("db", "check", url=url).stdout.startswith("ok")
+
+
+def test_demo_runs_offline(tmp_path: Path):
+    env_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    out = run("demo", "--json", "--db", env_url)
+    result = json.loads(out.stdout)
+    assert result["stats"]["compactions"] >= 1
+    assert result["stats"]["cache_hit_ratio"] > 0.5
+    kinds = {c["kind"] for c in result["calls"]}
+    assert {"chat", "chat + image", "tool call", "tool answer"} <= kinds
+    assert run("db", "check", url=env_url).stdout.startswith("ok")
+
+
+def test_chat_repl_against_the_local_server(tmp_path: Path, deepseek):
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    env = {**os.environ, "CONTEXTKIT_URL": url, "DEEPSEEK_API_KEY": "test", "COLUMNS": "200"}
+    out = subprocess.run(
+        [sys.executable, "-m", "contextkit", "chat", "t1", "--base-url", deepseek.base_url],
+        input="hello there\n/stats\n/quit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Echo" in out.stdout and '"calls": 1' in out.stdout
+    store = contextkit.open(url)
+    assert len(store.get_thread("t1")) == 2
+    store.close()

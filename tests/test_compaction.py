@@ -201,3 +201,23 @@ def test_kill_9_inside_the_summarizer_leaves_the_thread_unchanged(database: Data
     summary = t.compact(summarizer=ExtractiveSummarizer())
     assert summary is not None and summary.n == 1
     store.close()
+
+
+def test_llm_summarizer_through_the_local_server(store, deepseek):
+    import openai
+
+    from contextkit.testing.server import Reply
+
+    client = openai.OpenAI(base_url=deepseek.base_url, api_key="test")
+    t = store.thread("llm", model="deepseek-v4-flash", max_context_tokens=3_000)
+    chat(t, 30)
+    deepseek.script(Reply(content="- User is planning a trip; prefers email."))
+    summary = t.compact(summarizer=contextkit.LLMSummarizer(client))
+    assert summary is not None and summary.summarizer == "llm"
+    assert summary.text == "- User is planning a trip; prefers email."
+    assert summary.cost_usd > 0 and summary.model == "deepseek-v4-flash"
+    body = deepseek.requests[-1].body
+    assert body["thinking"] == {"type": "disabled"} and body["model"] == "deepseek-v4-flash"
+    st = t.stats()
+    assert st.compactions == 1 and st.summarizer_cost_usd == pytest.approx(summary.cost_usd)
+    assert st.cost_usd == pytest.approx(summary.cost_usd)
