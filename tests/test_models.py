@@ -163,3 +163,32 @@ def test_warning_not_an_error_by_default():
         warnings.simplefilter("error")
         with pytest.raises(DeprecationWarning):
             get_model("deepseek-chat")
+
+
+def test_changing_a_threads_model_recounts_it(store):
+    from contextkit.store.transfer import check
+
+    register_model(
+        ModelSpec(
+            name="acme-bytes-test",
+            api_model="acme/bytes",
+            context_window=50_000,
+            max_output_tokens=4_000,
+            default_context_tokens=20_000,
+            tokenizer=TiktokenTokenizer(_byte_encoding()),
+            template=OpenAIChatTemplate(),
+        ),
+        replace=True,
+    )
+    t = store.thread("m", model="deepseek-v4-flash", max_context_tokens=30_000)
+    t.append({"role": "user", "content": "Bonjour, une question sur ma commande 5512."})
+    t.append({"role": "assistant", "content": "Bien sûr, je regarde."})
+    before = t.info().total_tokens
+    with pytest.raises(ValidationError, match="window"):
+        t.update(model="acme-bytes-test", max_context_tokens=60_000)
+    assert t.info().model == "deepseek-v4-flash" and t.info().total_tokens == before
+    t.update(model="acme-bytes-test")
+    assert t.info().total_tokens != before
+    assert check(store) == []
+    p = t.prepare(max_tokens=100)
+    assert p.prompt_tokens == contextkit.count_messages(p.to_list(), "acme-bytes-test")

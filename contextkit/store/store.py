@@ -115,19 +115,37 @@ class Store:
                 raise PermissionDenied(
                     f"thread {id!r} belongs to another owner; open it with its owner's id"
                 )
-            changed = {k: v for k, v in values.items() if row[k] != v}
-            if changed:
-                conn.execute(
-                    THREADS.update()
-                    .where(THREADS.c.pk == row["pk"])
-                    .values(**changed, updated_at=utcnow())
-                )
-                row = self._row(conn, id)
-                assert row is not None
+            row = self._apply(conn, row, values)
             return row["pk"], self._info_from_row(row)
 
         pk, info = db.write(self.engine, txn)
         return Thread(self, pk, info)
+
+    def _apply(self, conn: Connection, row: RowMapping, values: Mapping[str, Any]) -> RowMapping:
+        """Store changed settings; a new model recounts the thread in its tokenizer.
+
+        Runs inside the caller's write transaction, so a failure changes nothing.
+        """
+        changed = {k: v for k, v in values.items() if row[k] != v}
+        if not changed:
+            return row
+        from contextkit.store import ledger
+
+        spec = ledger.spec_for(changed.get("model", row["model"]))
+        budget = changed.get("max_context_tokens", row["max_context_tokens"])
+        if budget > spec.context_window:
+            raise ValidationError(
+                f"max_context_tokens {budget:,} exceeds {spec.name}'s window "
+                f"({spec.context_window:,}); lower it together with the model change"
+            )
+        conn.execute(
+            THREADS.update().where(THREADS.c.pk == row["pk"]).values(**changed, updated_at=utcnow())
+        )
+        if "model" in changed:
+            ledger.recount(conn, row["pk"], spec)
+        new = self._row(conn, row["id"])
+        assert new is not None
+        return new
 
     def get_thread(self, id: str, *, owner: str = "") -> Thread:
         """The existing thread `id`; `NotFound` if there is none, never creates."""

@@ -14,7 +14,6 @@ from contextkit.store import blobs, ledger
 from contextkit.store import engine as db
 from contextkit.store.codec import MESSAGE_COLUMNS, message_from_row, message_to_row
 from contextkit.store.schema import (
-    THREADS,
     CallRow,
     MessageRow,
     SummaryRow,
@@ -240,10 +239,8 @@ class Thread:
         )
 
         def txn(conn: Connection) -> ThreadInfo:
-            self._locked_info(conn)
-            if values:
-                conn.execute(update(THREADS).where(ThreadRow.pk == self._pk).values(**values))
-            return self._locked_info(conn)
+            row = self._store._apply(conn, self._locked_row(conn), values)
+            return self._store._info_from_row(row)
 
         self._info = db.write(self._store.engine, txn)
         return self._info
