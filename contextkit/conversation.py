@@ -392,6 +392,11 @@ class Conversation(_Base):
 
     `Conversation(client, thread, summarizer=LLMSummarizer(client))`; `send()` for a turn,
     `run()` for a tool loop. Not thread-safe: one per concurrent conversation.
+
+    With `predict_cache=True` each call's cache hit is predicted with a model of the
+    provider's prefix cache kept in this object's memory (the rendered prompt is tokenized
+    once per call for it): a new `Conversation` starts cold and predicts no hits until its
+    first call, whatever the provider still holds.
     """
 
     def send(
