@@ -47,6 +47,9 @@ __all__ = [
 
 SUMMARY_HEADER = "Summary of the earlier conversation:\n"
 
+MAX_FOLD = 4
+"""A compaction reads at most this many budgets of the messages leaving the window."""
+
 
 def _fraction(_: object, attribute: Any, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
@@ -364,10 +367,20 @@ def _plan(
     if new_start is None or new_start <= row["window_start"]:
         return None
     from_seq = previous.upto_seq + 1 if previous is not None else 1
-    if from_seq < row["window_start"]:
-        gap = _weight_between(conn, row["pk"], from_seq, row["window_start"])
-        if gap > 2 * budget:
-            from_seq = row["window_start"]
+    # Fold in at most MAX_FOLD budgets of leaving messages: a history imported in bulk (or
+    # left uncompacted) is summarized from its recent end, never loaded whole.
+    weights = dict(
+        conn.execute(
+            select(MessageRow.seq, MessageRow.cum_before).where(
+                MessageRow.thread_pk == row["pk"], MessageRow.seq.in_([from_seq, new_start])
+            )
+        ).all()
+    )
+    limit = weights[new_start] - MAX_FOLD * budget
+    if weights.get(from_seq, 0) < limit:
+        oldest = cut_point(conn, row, from_seq, limit)
+        if oldest is not None:
+            from_seq = min(oldest, new_start)
     cols = [getattr(MessageRow, c) for c in MESSAGE_COLUMNS]
     messages = tuple(
         message_from_row(r)
@@ -392,16 +405,6 @@ def _plan(
         model=row["model"],
         budget=budget,
     )
-
-
-def _weight_between(conn: Connection, pk: int, start: int, stop: int) -> int:
-    rows = conn.execute(
-        select(MessageRow.seq, MessageRow.cum_before).where(
-            MessageRow.thread_pk == pk, MessageRow.seq.in_([start, stop])
-        )
-    ).all()
-    cum = dict(rows)
-    return int(cum.get(stop, 0) - cum.get(start, 0))
 
 
 def _commit(

@@ -221,3 +221,27 @@ def test_llm_summarizer_through_the_local_server(store, deepseek):
     st = t.stats()
     assert st.compactions == 1 and st.summarizer_cost_usd == pytest.approx(summary.cost_usd)
     assert st.cost_usd == pytest.approx(summary.cost_usd)
+
+
+def test_first_compaction_of_a_bulk_history_reads_only_its_recent_end(sqlite_store):
+    from contextkit.compaction import MAX_FOLD
+
+    class Counting(ExtractiveSummarizer):
+        seen = 0
+
+        def summarize(self, messages, **kw):
+            Counting.seen = len(messages)
+            return super().summarize(messages, **kw)
+
+    t = sqlite_store.thread("bulk", model="deepseek-v4-flash", max_context_tokens=1_000)
+    t.extend(
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i} " * 8}
+        for i in range(3_000)
+    )
+    p = t.prepare(max_tokens=100, summarizer=Counting())
+    summary = t.summaries()[0]
+    assert summary.upto_seq + 1 == p.window_start
+    assert 1 < summary.from_seq < summary.upto_seq
+    per_message = (t.info().total_tokens + 4 * 3_000) / 3_000
+    assert Counting.seen <= MAX_FOLD * 900 / per_message + 2
+    assert len(list(t.history())) == 3_000
