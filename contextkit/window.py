@@ -204,6 +204,7 @@ def prepare(
                 effort=effort,
                 tools=bool(tools),
                 allow_cut=attempted,
+                compact_at=None if attempted else policy.high_water,
             ),
         )
         budget = snap.thread["max_context_tokens"] - max_tokens
@@ -308,6 +309,7 @@ def _snapshot(
     effort: str | None,
     tools: bool,
     allow_cut: bool = True,
+    compact_at: float | None = None,
 ) -> _Snapshot:
     row = thread._locked_row(conn)
     pk = row["pk"]
@@ -333,6 +335,10 @@ def _snapshot(
     start = row["window_start"]
     moved = False
     pressure = fixed + _live_weight(conn, row, start)
+    if compact_at is not None and pressure > compact_at * budget:
+        # The caller compacts and looks again: do not read a window about to be replaced
+        # (after a bulk import it would be the whole history).
+        return _Snapshot(row, tuple(pinned), (), start, False, 0, summary, pressure)
     if allow_cut and pressure > budget:
         target = max(int(budget * low_water) - fixed, 0)
         new = cut_point(conn, row, start, row["cum_weight"] - target)
