@@ -1,7 +1,8 @@
 """Small helpers shared by the benchmarks: timing, statistics, tables, JSON results.
 
 Import from a benchmark script run as `python benchmarks/<name>.py` (its directory is on
-`sys.path`): `from _common import ...`.
+`sys.path`; `benchmarks/__init__.py` puts it there for `python -m benchmarks`):
+`from _common import ...`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import gc
 import importlib.metadata
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -16,11 +18,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -163,3 +167,26 @@ def write_results(name: str, payload: Mapping[str, Any], packages: Iterable[str]
     }
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int | None = None) -> list[R]:
+    """`[fn(x) for x in items]` in forked worker processes (one per usable CPU), order kept.
+
+    For work judged by what it computes (tokens, costs, violations), not by how long it
+    takes: timings measured inside overlap. `fn` must be a module-level function; with one
+    worker (or one item) it runs in this process.
+    """
+    workers = min(workers or usable_cpus(), len(items))
+    if workers <= 1:
+        return [fn(x) for x in items]
+    # HF tokenizers warns (and turns its threads off) in children forked after it ran.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(fn, items))

@@ -71,7 +71,13 @@ from contextkit.cache import (
     CacheRequest,
     PrefixCacheModel,
 )
-from contextkit.compaction import ExtractiveSummarizer, SummaryResult
+from contextkit.compaction import (
+    _LLM_INSTRUCTIONS,
+    CompactionPolicy,
+    ExtractiveSummarizer,
+    SummaryResult,
+    _transcript_line,
+)
 from contextkit.errors import ContextOverflowError
 from contextkit.testing.sharegpt import _ROLES, iter_items
 from contextkit.tokens import render_prompt
@@ -80,6 +86,8 @@ from contextkit.tokens.template import ASSISTANT, BOS, END_THINK, EOS, THINK, US
 from contextkit.types import Message
 
 MODEL = "deepseek-v4-flash"
+SUMMARIZER_MODEL = "deepseek-v4-flash"
+"""`LLMSummarizer`'s default model, for the modelled summarizer cost."""
 SYSTEM = "You are a helpful assistant."
 RESERVE = 1_000
 """Prompt room a user message must leave for system prompt, summary and template."""
@@ -343,21 +351,49 @@ class CacheLedger:
 
 
 class CountingSummarizer:
-    """The store's default `ExtractiveSummarizer`, counting its calls (one per compaction)."""
+    """The store's default `ExtractiveSummarizer`, counting its calls (one per compaction).
+
+    Also models what `LLMSummarizer` would have been billed for the same compaction: its
+    request (instructions, previous summary, transcript of the messages folded in) counted
+    exactly, and the extractive summary's length standing in for the model's reply.
+    """
 
     name = ExtractiveSummarizer.name
 
     def __init__(self) -> None:
         self._inner = ExtractiveSummarizer()
         self.calls = 0
+        self.llm_prompt_tokens = 0
+        self.llm_completion_tokens = 0
 
     def summarize(
         self, messages: Sequence[Message], *, previous: str | None, max_tokens: int, model: str
     ) -> SummaryResult:
         self.calls += 1
-        return self._inner.summarize(
+        result = self._inner.summarize(
             messages, previous=previous, max_tokens=max_tokens, model=model
         )
+        transcript = "\n\n".join(_transcript_line(m) for m in messages)
+        request = (
+            f"Previous summary:\n{previous or '(none)'}\n\nNew messages:\n{transcript}\n\n"
+            f"Write the updated summary in at most {max_tokens} tokens."
+        )
+        self.llm_prompt_tokens += contextkit.count_messages(
+            [
+                {"role": "system", "content": _LLM_INSTRUCTIONS},
+                {"role": "user", "content": request},
+            ],
+            SUMMARIZER_MODEL,
+            thinking=False,
+        )
+        self.llm_completion_tokens += min(len(encode(result.text)), max_tokens)
+        return result
+
+    def llm_cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """USD for that many modelled summarizer tokens (no cache hits assumed)."""
+        cost = contextkit.get_model(SUMMARIZER_MODEL).cost(0, prompt_tokens, completion_tokens)
+        assert cost is not None
+        return cost
 
 
 @dataclass
@@ -466,28 +502,40 @@ def run_contextkit(
     cfg: Settings,
     store: contextkit.Store,
     summarizer: CountingSummarizer,
+    *,
+    policy: CompactionPolicy | None = None,
+    thread_id: str | None = None,
 ) -> Run:
-    """(c) A contextkit thread: append, prepare (compacting as needed), record."""
+    """(c) A contextkit thread: append, prepare (compacting as needed), record.
+
+    `policy` overrides the store's compaction policy; `thread_id` (default: the
+    conversation id) lets one store replay a conversation several times.
+    """
     run, ledger = Run(len(conv.turns)), CacheLedger()
-    thread = store.thread(conv.id, model=MODEL, system=SYSTEM, max_context_tokens=cfg.budget)
+    thread = store.thread(
+        thread_id or conv.id, model=MODEL, system=SYSTEM, max_context_tokens=cfg.budget
+    )
+    options: dict[str, Any] = {} if policy is None else {"compaction": policy}
     sent: list[Msg] = []
     moves = cuts = 0
     count_mismatches = 0
     max_total = 0
+    over_budget = 0
     hits = 0
+    llm_before = summarizer.llm_prompt_tokens, summarizer.llm_completion_tokens
     last: tuple[list[int], str] | None = None
     for k, (user, reply) in enumerate(conv.turns):
         thread.append({"role": "user", "content": user})
         sent.append({"role": "user", "content": user})
         before = summarizer.calls
         try:
-            prompt = thread.prepare(max_tokens=cfg.max_tokens, thinking=cfg.thinking)
+            prompt = thread.prepare(max_tokens=cfg.max_tokens, thinking=cfg.thinking, **options)
         except ContextOverflowError:
             run.failed_at = k
             break
         cuts += prompt.moved and summarizer.calls == before
         total = prompt.prompt_tokens + cfg.max_tokens
-        assert total <= cfg.budget, f"{conv.id} turn {k}: {total} > {cfg.budget}"
+        over_budget += total > cfg.budget
         max_total = max(max_total, total)
         assert prompt.thinking == tokens.thinking
         moves += prompt.moved
@@ -529,10 +577,16 @@ def run_contextkit(
     assert stats.cache_hit_tokens == hits
     assert stats.prompt_tokens == sum(run.prompt_tokens)
     unchanged = sum(1 for a, b in itertools.pairwise(summaries) if a.text == b.text)
+    llm_prompt = summarizer.llm_prompt_tokens - llm_before[0]
+    llm_completion = summarizer.llm_completion_tokens - llm_before[1]
     run.extra.update(
         compactions=stats.compactions,
         moves=moves,
         cuts_without_compaction=cuts,
+        budget_violations=over_budget,
+        summarizer_llm_prompt_tokens=llm_prompt,
+        summarizer_llm_completion_tokens=llm_completion,
+        summarizer_llm_cost_usd=summarizer.llm_cost(llm_prompt, llm_completion),
         max_prompt_plus_max_tokens=max_total,
         count_mismatches=count_mismatches,
         history_intact=True,
@@ -599,6 +653,8 @@ def contextkit_extras(runs: list[Run], budget: int) -> dict[str, Any]:
         "moves_per_1000_turns": 1000 * sum(r.extra["moves"] for r in runs) / served,
         "moves_without_compaction": sum(r.extra["cuts_without_compaction"] for r in runs),
         "max_prompt_plus_max_tokens": max(r.extra["max_prompt_plus_max_tokens"] for r in runs),
+        "budget_violations": sum(r.extra["budget_violations"] for r in runs),
+        "summarizer_llm_cost_usd": sum(r.extra["summarizer_llm_cost_usd"] for r in runs),
         "budget": budget,
         "history_intact": sum(r.extra["history_intact"] for r in runs),
         "count_mismatches": sum(r.extra["count_mismatches"] for r in runs),
@@ -688,6 +744,10 @@ def print_report(
             "t.stats() cost (USD) / cache-hit tokens",
             f"{e['stats_cost_usd']:.4f} / {e['stats_cache_hit_tokens']:,}",
         ],
+        [
+            "summaries by LLMSummarizer instead (modelled USD)",
+            f"{e['summarizer_llm_cost_usd']:.4f}",
+        ],
     ]
     print_table(["contextkit", "value"], ck_rows, title="contextkit")
 
@@ -695,7 +755,7 @@ def print_report(
 # --- main ----------------------------------------------------------------------------------
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=200)
     parser.add_argument("--budget", type=int, default=8_000, help="max_context_tokens")
@@ -710,7 +770,7 @@ def main() -> int:
     parser.add_argument(
         "--no-thinking", action="store_true", help="non-thinking mode (thinking is the default)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     wall = time.perf_counter()
     thinking = not args.no_thinking
     cfg = Settings(args.budget, args.max_tokens, thinking)
@@ -824,9 +884,14 @@ def main() -> int:
         "prompts_checked": tokens.checked,
         "wall_seconds": round(wall_s, 1),
     }
+    violations = {
+        "contextkit_budget_violations": extras["budget_violations"],
+        "contextkit_count_mismatches": extras["count_mismatches"],
+    }
+    payload["violations"] = violations
     path = write_results("compaction" if thinking else "compaction-no-thinking", payload, PACKAGES)
     print(f"wrote {path}")
-    return 0
+    return 1 if any(violations.values()) else 0
 
 
 if __name__ == "__main__":

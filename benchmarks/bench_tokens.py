@@ -300,6 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "target_speedup": TARGET_RATIO,
             "wrapper_overhead": overhead,
             "correctness": check,
+            "violations": {
+                "token_id_mismatches": check["mismatched_texts"],
+                "token_totals_disagree": int(not check["totals_agree"]),
+            },
         },
         PACKAGES,
     )
