@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from attrs import field, frozen
 from sqlalchemy import Connection, insert, select, update
 
-from contextkit._validators import at_least
+from contextkit._validators import at_least, check_fraction, check_int
 from contextkit.errors import ValidationError
 from contextkit.store import engine as db
 from contextkit.store.blobs import fetch
@@ -154,9 +154,7 @@ class ExtractiveSummarizer:
     name = "extractive"
 
     def __init__(self, *, new_share: float = 0.4) -> None:
-        if not 0 < new_share <= 1:
-            raise ValidationError(f"new_share must be in (0, 1], got {new_share!r}")
-        self.new_share = new_share
+        self.new_share = check_fraction(new_share, "new_share")
 
     def summarize(
         self, messages: Sequence[Message], *, previous: str | None, max_tokens: int, model: str
@@ -335,6 +333,11 @@ def compact(
     """
     policy = policy or CompactionPolicy()
     summarizer = summarizer or ExtractiveSummarizer()
+    if not isinstance(policy, CompactionPolicy):
+        raise ValidationError(f"policy must be a CompactionPolicy, got {type(policy).__name__}")
+    if not isinstance(summarizer, Summarizer):
+        raise ValidationError("summarizer must have a summarize(messages, ...) method")
+    check_int(max_tokens, "max_tokens", 0, 10**9)
     plan = db.read(
         thread.store.engine,
         lambda conn: _plan(conn, thread, policy, max_tokens, force=force),

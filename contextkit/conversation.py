@@ -91,6 +91,8 @@ class Delta:
 
 def tool_schema(fn: Callable[..., Any], name: str | None = None) -> dict[str, Any]:
     """An OpenAI tool schema from a Python function's signature, hints and docstring."""
+    if not callable(fn):
+        raise ValidationError(f"tool_schema takes a function, got {type(fn).__name__}")
     kinds: dict[Any, str] = {
         str: "string",
         int: "integer",

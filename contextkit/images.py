@@ -225,6 +225,8 @@ def _read(path: str | os.PathLike[str]) -> bytes:
         raise ImageError(f"{name!r} is a directory, not an image file") from None
     except OSError as exc:
         raise ImageError(f"cannot read image file {name!r}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeError):
+        raise ImageError(f"{name!r:.80} is not a usable file path") from None
 
 
 def _from_bytes(data: bytes, detail: str, limits: ImageLimits) -> PreparedImage:

@@ -137,6 +137,12 @@ def record(
     if response_id is not None and not isinstance(response_id, str):
         raise ValidationError("response id must be a string")
     finish = choice.get("finish_reason")
+    from contextkit.window import Prompt
+
+    if prompt is not None and not isinstance(prompt, Prompt):
+        raise ValidationError(
+            f"prompt must be a Prompt from prepare(), got {type(prompt).__name__}"
+        )
     prompt = prompt if prompt is not None else thread._last_prompt
     pending = thread._prepare(message, response_id, False)
 

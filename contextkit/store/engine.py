@@ -64,6 +64,8 @@ def create_engine(url: str | URL | None = None, *, echo: bool = False) -> Engine
             f"the database driver for {parsed.drivername} is not installed ({exc.name}); "
             "for PostgreSQL run: pip install 'contextkit[postgres]'"
         ) from None
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise ValidationError(f"not a usable database URL ({exc})") from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, RowMapping, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from contextkit.errors import ContextKitError, PermissionDenied, ValidationError
+from contextkit._validators import check_int
+from contextkit.errors import ContextKitError, PermissionDenied, StoreError, ValidationError
 from contextkit.models import get_model
 from contextkit.store import engine as db
 from contextkit.store import migrate
@@ -174,6 +176,7 @@ class Store:
     ) -> Iterator[Thread]:
         """The owner's threads, most recently updated first (`all_owners=True`: everyone's)."""
         owner = _check_owner(owner)
+        check_int(page_size, "page_size", 1, 100_000)
         cursor: tuple[Any, int] | None = None
         while True:
 
@@ -267,11 +270,11 @@ def _check_metadata(metadata: object) -> dict[str, Any]:
         raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
     try:
         text = canonical_json(dict(metadata))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ValidationError(f"metadata must be JSON-serializable: {exc}") from None
+    check_text(text, "metadata")
     if len(text.encode()) > _MAX_METADATA:
         raise ValidationError(f"metadata is larger than {_MAX_METADATA} bytes as JSON")
-    check_text(text, "metadata")
     import json
 
     loaded: dict[str, Any] = json.loads(text)
@@ -300,6 +303,12 @@ def open(
             raise ContextKitError(
                 "the database schema is not up to date; run: contextkit db upgrade"
             )
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open the database ({type(exc).__name__}: {exc})") from None
+    except (ValueError, UnicodeError) as exc:
+        engine.dispose()
+        raise ValidationError(f"not a usable database location ({exc})") from None
     except BaseException:
         engine.dispose()
         raise

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import define, field
 from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
 
+from contextkit._validators import check_int
 from contextkit.errors import NotFound, PermissionDenied, ValidationError
 from contextkit.store import blobs, ledger
 from contextkit.store import engine as db
@@ -109,6 +110,8 @@ class Thread:
 
     def extend(self, messages: Iterable[object]) -> list[Message]:
         """Append several messages in one transaction: all are stored, or none."""
+        if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable):
+            raise ValidationError(f"extend takes a list of messages, got {type(messages).__name__}")
         return self._write([self._prepare(m, None, False) for m in messages])
 
     def messages(
@@ -118,8 +121,10 @@ class Thread:
 
         Never loads the whole thread: each page is one indexed range query.
         """
-        if page_size < 1:
-            raise ValidationError(f"page_size must be positive, got {page_size}")
+        check_int(page_size, "page_size", 1, 100_000)
+        check_int(after, "after", 0)
+        if before is not None:
+            check_int(before, "before", 0)
         last = after
         while True:
             page = db.read(
@@ -220,6 +225,7 @@ class Thread:
 
     def get(self, seq: int) -> Message:
         """The message with this seq, or `NotFound`."""
+        check_int(seq, "seq", 1)
         page = db.read(self._store.engine, lambda c: self._page(c, seq - 1, seq + 1, 1))
         if not page:
             raise NotFound(f"thread {self.id!r} has no message {seq}")

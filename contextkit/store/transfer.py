@@ -138,6 +138,8 @@ def import_records(store: Store, records: Iterable[Mapping[str, Any]]) -> list[s
 
     Each thread is imported in one transaction: on bad input, nothing of it is written.
     """
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+        raise ValidationError(f"import_records takes records, got {type(records).__name__}")
     imported: list[str] = []
     current: dict[str, Any] | None = None
     parts: dict[str, list[Mapping[str, Any]]] = {"message": [], "summary": [], "call": []}
@@ -145,6 +147,8 @@ def import_records(store: Store, records: Iterable[Mapping[str, Any]]) -> list[s
         if not isinstance(record, Mapping) or "type" not in record:
             raise ValidationError(f"record {number} is not an export record")
         kind = record["type"]
+        if not isinstance(kind, str):
+            raise ValidationError(f"record {number} has a non-text type")
         if kind == "thread":
             if current is not None:
                 imported.append(_import_thread(store, current, parts))
@@ -347,7 +351,11 @@ def _missing_blobs(conn: Connection, threads: Mapping[int, Any]) -> list[str]:
 
 def read_jsonl(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     """Parse export lines; a bad line raises `ValidationError` naming its number."""
+    if isinstance(lines, (str, bytes)) or not isinstance(lines, Iterable):
+        raise ValidationError(f"read_jsonl takes lines of text, got {type(lines).__name__}")
     for number, line in enumerate(lines, 1):
+        if not isinstance(line, str):
+            raise ValidationError(f"line {number} is not text")
         if not line.strip():
             continue
         try:

@@ -56,7 +56,10 @@ __all__ = [
 
 def count_tokens(text: str, model: str | ModelSpec = "deepseek-v4-flash") -> int:
     """Tokens of plain text in the model's tokenizer (no chat template around it)."""
+    from contextkit.errors import ValidationError
     from contextkit.models import ModelSpec, get_model
 
+    if not isinstance(text, str):
+        raise ValidationError(f"count_tokens takes a string, got {type(text).__name__}")
     spec = model if isinstance(model, ModelSpec) else get_model(model)
     return spec.tokenizer.count(text)

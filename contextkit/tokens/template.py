@@ -776,6 +776,8 @@ def count_messages(
     Reasoning is counted where the provider keeps it (the model's `ReasoningReplay`), so raw
     histories count right too. `thinking=None` means the model's default.
     """
+    if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
+        raise ValidationError(f"messages must be a list, got {type(messages).__name__}")
     spec = _spec(model)
     thinking = spec.thinking_default if thinking is None else thinking
     template, tokenizer = spec.template, spec.tokenizer
