@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import field, frozen
 from sqlalchemy import ColumnClause, Connection, RowMapping, literal_column, select, update
 
+from contextkit._validators import check_fraction
 from contextkit.compaction import (
     CompactionPolicy,
     Summarizer,
@@ -166,8 +167,11 @@ def prepare(
     """
     from contextkit.store.ledger import spec_for
 
-    if not 0 < low_water <= 1:
-        raise ValidationError(f"low_water must be in (0, 1], got {low_water!r}")
+    low_water = check_fraction(low_water, "low_water")
+    if compaction is not None and not isinstance(compaction, CompactionPolicy):
+        raise ValidationError(
+            f"compaction must be a CompactionPolicy, got {type(compaction).__name__}"
+        )
     spec = spec_for(thread.model)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise ValidationError(f"max_tokens must be a positive int, got {max_tokens!r:.40}")
