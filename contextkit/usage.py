@@ -8,6 +8,7 @@ reported and predicted prompt tokens is kept per model and prompt structure, and
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -15,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 from sqlalchemy import Connection, func, insert, select, update
 
+from contextkit._validators import check_int
 from contextkit.errors import ValidationError
 from contextkit.store import engine as db
 from contextkit.store.ledger import spec_for
 from contextkit.store.schema import CalibrationRow, CallRow, SummaryRow, ThreadRow, utcnow
-from contextkit.types import Message, Role
+from contextkit.types import Message, Role, check_text
 
 if TYPE_CHECKING:
     from contextkit.store.thread import Thread
@@ -47,14 +49,15 @@ class Usage:
         if hit is None:
             details = data.get("prompt_tokens_details") or {}
             hit = _mapping(details, "prompt_tokens_details").get("cached_tokens") or 0
+        hit = check_int(hit, "usage cache hit tokens", 0, _MAX_TOKENS)
         miss = data.get("prompt_cache_miss_tokens")
         if miss is None:
             miss = prompt - hit
+        miss = check_int(miss, "usage cache miss tokens", 0, _MAX_TOKENS)
         details = _mapping(data.get("completion_tokens_details") or {}, "details")
-        reasoning = details.get("reasoning_tokens") or 0
-        for name, value in (("cache hit", hit), ("cache miss", miss), ("reasoning", reasoning)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValidationError(f"usage {name} tokens must be a non-negative int")
+        reasoning = check_int(
+            details.get("reasoning_tokens") or 0, "usage reasoning tokens", 0, _MAX_TOKENS
+        )
         return cls(
             prompt_tokens=prompt,
             completion_tokens=completion,
@@ -103,10 +106,35 @@ def _mapping(value: object, what: str) -> Mapping[str, Any]:
 
 
 def _int(data: Mapping[str, Any], key: str) -> int:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(f"usage.{key} must be a non-negative int, got {value!r:.40}")
-    return value
+    return check_int(data.get(key), f"usage.{key}", 0, _MAX_TOKENS)
+
+
+_MAX_TOKENS = 2**53
+"""Far above any real count, and safely inside every database's 64-bit integers."""
+
+
+def _call_fields(
+    finish: object, latency_ms: object, predicted: object
+) -> tuple[str | None, float | None, int | None]:
+    """The optional call fields, checked before anything is written."""
+    if finish is not None:
+        if not isinstance(finish, str) or not 0 < len(finish) <= 32:
+            raise ValidationError(f"finish_reason must be a short string, got {finish!r:.40}")
+        check_text(finish, "finish_reason")
+    if latency_ms is not None and (
+        isinstance(latency_ms, bool)
+        or not isinstance(latency_ms, (int, float))
+        or not 0 <= latency_ms <= 1e12
+        or not math.isfinite(latency_ms)
+    ):
+        raise ValidationError(f"latency_ms must be a non-negative number, got {latency_ms!r:.40}")
+    if predicted is not None:
+        check_int(predicted, "predicted_cache_hit_tokens", 0, _MAX_TOKENS)
+    return (
+        finish,
+        None if latency_ms is None else float(latency_ms),
+        predicted,  # type: ignore[return-value]
+    )
 
 
 def record(
@@ -136,7 +164,9 @@ def record(
     response_id = data.get("id")
     if response_id is not None and not isinstance(response_id, str):
         raise ValidationError("response id must be a string")
-    finish = choice.get("finish_reason")
+    finish, latency_ms, predicted_cache_hit_tokens = _call_fields(
+        choice.get("finish_reason"), latency_ms, predicted_cache_hit_tokens
+    )
     from contextkit.window import Prompt
 
     if prompt is not None and not isinstance(prompt, Prompt):

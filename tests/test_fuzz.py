@@ -1687,66 +1687,6 @@ KNOWN: tuple[Known, ...] = (
         accepts=True,
     ),
     Known(
-        "record-call-fields-unchecked",
-        "Thread.record stores latency_ms= and predicted_cache_hit_tokens= unchecked: '12' "
-        "and -1 are stored; [1] is a sqlalchemy StatementError and 2**70 an OverflowError "
-        "on SQLite",
-        RECORD,
-        ("latency_ms", "predicted_cache_hit_tokens*"),
-        case("alice.record", response(id="fz-known"), latency_ms="12"),
-        raises=(sa.exc.StatementError, OverflowError),
-        accepts=True,
-    ),
-    Known(
-        "record-usage-int64",
-        "usage counts of 2**63 and more raise OverflowError on SQLite (PostgreSQL: StoreError)",
-        RECORD,
-        ("usage:int64",),
-        case(
-            "alice.record",
-            response(id="fz-known", usage={"prompt_tokens": 2**63, "completion_tokens": 1}),
-        ),
-        raises=(OverflowError,),
-        dbs=SQLITE,
-    ),
-    Known(
-        "record-usage-details-type",
-        "usage.prompt_tokens_details.cached_tokens is not type-checked before arithmetic: "
-        "TypeError for '5'",
-        RECORD,
-        ("usage:details",),
-        case(
-            "alice.record",
-            response(
-                id="fz-known",
-                usage={
-                    "prompt_tokens": 10,
-                    "completion_tokens": 1,
-                    "prompt_tokens_details": {"cached_tokens": "5"},
-                },
-            ),
-        ),
-        raises=(TypeError,),
-    ),
-    Known(
-        "record-finish-reason-surrogate",
-        "a finish_reason with a lone surrogate reaches the driver: UnicodeEncodeError",
-        RECORD,
-        ("finish_reason:surrogate",),
-        case("alice.record", response(id="fz-known", finish_reason="\ud800")),
-        raises=(UnicodeEncodeError,),
-    ),
-    Known(
-        "record-finish-reason-unchecked",
-        "finish_reason is stored unchecked: SQLite keeps 10,000 chars or a NUL in the "
-        "VARCHAR(32) column (PostgreSQL refuses: StoreError)",
-        RECORD,
-        ("finish_reason:long", "finish_reason:nul"),
-        case("alice.record", response(id="fz-known", finish_reason="s" * 33)),
-        accepts=True,
-        dbs=SQLITE,
-    ),
-    Known(
         "import-window-start",
         "import_records takes window_start unchecked: 'x' raises ValueError, [1] TypeError, "
         "10**6 or -5 is stored (transfer.check then reports it), 10**30 OverflowError on "

@@ -272,7 +272,7 @@ def _content(content: object, image_limits: ImageLimits | None, *, measure: bool
 def _to_json(value: object) -> str:
     try:
         return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ValidationError(f"not JSON-serializable: {exc}") from None
 
 
@@ -313,6 +313,8 @@ def _dsml_tool_calls(tool_calls: object) -> str:
 
 
 def _functions(tools: Tools) -> list[Mapping[str, Any]]:
+    if isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence):
+        raise ValidationError(f"tools must be a list of tool schemas, got {type(tools).__name__}")
     out = []
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, Mapping) else None
