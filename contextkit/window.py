@@ -141,6 +141,7 @@ class _Snapshot:
     correction: int
     summary: Summary | None
     pressure: int
+    structure: str = ""
 
 
 def prepare(
@@ -207,6 +208,7 @@ def prepare(
                 thinking=thinking,
                 effort=effort,
                 tools=bool(tools),
+                extra_roles=tuple(m.role.value for m in extras),
                 allow_cut=attempted,
                 compact_at=None if attempted else policy.high_water,
             ),
@@ -228,9 +230,6 @@ def prepare(
             thinking=thinking,
             reasoning_effort=reasoning_effort,
         )
-        structure = prompt_structure(
-            shapes, tools=bool(tools), thinking=thinking, reasoning_effort=reasoning_effort
-        )
         calibrated = total + max(snap.correction, 0)
         if calibrated <= budget:
             if snap.moved:
@@ -243,7 +242,7 @@ def prepare(
                 budget=budget,
                 prompt_tokens=total,
                 calibrated_tokens=calibrated,
-                structure=structure,
+                structure=snap.structure,
                 thinking=thinking,
                 reasoning_effort=effort,
                 window_start=snap.window_start,
@@ -312,6 +311,7 @@ def _snapshot(
     thinking: bool,
     effort: str | None,
     tools: bool,
+    extra_roles: tuple[str, ...] = (),
     allow_cut: bool = True,
     compact_at: float | None = None,
 ) -> _Snapshot:
@@ -354,34 +354,24 @@ def _snapshot(
         .where(MessageRow.thread_pk == pk, MessageRow.seq >= start, MessageRow.pinned.is_(False))
         .order_by(MessageRow.seq),
     )
+    roles = (["system"] if row["system"] else []) + [m.role.value for m, _, _ in pinned]
+    roles += ["system"] if summary is not None else []
+    roles += [m.role.value for m, _, _ in live]
+    roles += extra_roles
+    structure = prompt_structure(
+        [MessageShape(role) for role in roles],
+        tools=tools,
+        thinking=thinking,
+        reasoning_effort=effort,
+    )
     correction = conn.execute(
         select(CalibrationRow.delta).where(
-            CalibrationRow.model == spec.name,
-            CalibrationRow.structure
-            == _structure_guess(
-                summary is not None, pinned, live, row["system"], thinking, effort, tools
-            ),
+            CalibrationRow.model == spec.name, CalibrationRow.structure == structure
         )
     ).scalar_one_or_none()
     return _Snapshot(
-        row, tuple(pinned), tuple(live), start, moved, correction or 0, summary, pressure
+        row, tuple(pinned), tuple(live), start, moved, correction or 0, summary, pressure, structure
     )
-
-
-def _structure_guess(
-    summary: bool,
-    pinned: Sequence[tuple[Message, bool, str | None]],
-    live: Sequence[tuple[Message, bool, str | None]],
-    system: str | None,
-    thinking: bool,
-    effort: str | None,
-    tools: bool,
-) -> str:
-    roles = (["system"] if system else []) + [m.role.value for m, _, _ in pinned]
-    roles += ["system"] if summary else []
-    roles += [m.role.value for m, _, _ in live]
-    shapes = [MessageShape(role) for role in roles]
-    return prompt_structure(shapes, tools=tools, thinking=thinking, reasoning_effort=effort)
 
 
 def _rows(conn: Connection, stmt: Any) -> list[tuple[Message, bool, str | None]]:

@@ -113,3 +113,15 @@ def test_bad_responses_write_nothing(store):
         with pytest.raises(ValidationError):
             t.record(response)
     assert table_counts(store) == before
+
+
+def test_calibration_applies_to_prompts_with_extra(store):
+    t = store.thread("kx", model="deepseek-v4-flash")
+    t.append({"role": "user", "content": "hello"})
+    p = t.prepare(max_tokens=50, extra="time: 10:00")
+    assert "late-system" in p.structure
+    t.record(completion("rx", "x", prompt=p.prompt_tokens + 5))
+    t.append({"role": "user", "content": "more"})
+    q = t.prepare(max_tokens=50, extra="time: 10:01")
+    assert q.structure == p.structure
+    assert q.calibrated_tokens == q.prompt_tokens + 5
