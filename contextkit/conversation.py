@@ -127,18 +127,47 @@ def _schemas(tools: Mapping[str, Callable[..., Any]]) -> list[dict[str, Any]]:
     return [tool_schema(fn, name) for name, fn in tools.items()]
 
 
-def _tool_result(tools: Mapping[str, Callable[..., Any]], call: Any) -> tuple[Any, str | None]:
-    """(the function and its kwargs) or an error text for the model."""
+def _tool_target(
+    tools: Mapping[str, Callable[..., Any]], call: Any
+) -> tuple[Callable[..., Any], dict[str, Any]] | str:
+    """The function and its kwargs for a tool call, or an error text for the model."""
     fn = tools.get(call.function.name)
     if fn is None:
-        return None, f"Error: unknown tool {call.function.name!r}; available: {sorted(tools)}"
+        return f"Error: unknown tool {call.function.name!r}; available: {sorted(tools)}"
     try:
         args = json.loads(call.function.arguments or "{}")
     except json.JSONDecodeError as exc:
-        return None, f"Error: arguments are not valid JSON ({exc.msg})"
+        return f"Error: arguments are not valid JSON ({exc.msg})"
     if not isinstance(args, dict):
-        return None, "Error: arguments must be a JSON object"
-    return (fn, args), None
+        return "Error: arguments must be a JSON object"
+    return fn, args
+
+
+def _run_tool(tools: Mapping[str, Callable[..., Any]], call: Any) -> str:
+    """The tool result text: its return value, or the error the model should see."""
+    target = _tool_target(tools, call)
+    if isinstance(target, str):
+        return target
+    fn, args = target
+    try:
+        return _as_text(fn(**args))
+    except Exception as exc:  # the model should see what went wrong
+        return _error_text(exc)
+
+
+async def _arun_tool(tools: Mapping[str, Callable[..., Any]], call: Any) -> str:
+    """`_run_tool` for plain or `async` tools."""
+    target = _tool_target(tools, call)
+    if isinstance(target, str):
+        return target
+    fn, args = target
+    try:
+        result = fn(**args)
+        if inspect.isawaitable(result):
+            result = await result
+        return _as_text(result)
+    except Exception as exc:
+        return _error_text(exc)
 
 
 def _as_text(value: Any) -> str:
@@ -196,6 +225,9 @@ class _Base:
             content = text
         self.thread.append({"role": "user", "content": content}, idempotency_key=idempotency_key)
 
+    def _answer(self, call: Any, content: str) -> None:
+        self.thread.append({"role": "tool", "tool_call_id": call.id, "content": content})
+
     def _prepare(
         self,
         *,
@@ -236,17 +268,16 @@ class _Base:
 
     def _record(self, call: _Call, response: Mapping[str, Any]) -> Reply:
         latency = (time.perf_counter() - call.started) * 1000.0
-        from contextkit.usage import record
+        from contextkit.usage import record_call
 
-        message = record(
+        recorded = record_call(
             self.thread,
             response,
             prompt=call.prompt,
             latency_ms=latency,
             predicted_cache_hit_tokens=call.predicted_hit,
         )
-        choice = response["choices"][0]
-        finish = choice.get("finish_reason")
+        message, finish = recorded.message, recorded.finish_reason
         if call.prompt_ids is not None:
             calls = [c.to_openai() for c in message.tool_calls]
             finished = finish != "length"
@@ -263,13 +294,6 @@ class _Base:
                     )
                 ),
             )
-        usage = Usage.parse(response["usage"]) if response.get("usage") else None
-        spec = spec_for(self.thread.model)
-        cost = (
-            spec.cost(usage.cache_hit_tokens, usage.cache_miss_tokens, usage.completion_tokens)
-            if usage
-            else None
-        )
         if finish == "length":
             warnings.warn(
                 f"the reply in thread {self.thread.id!r} was cut at max_tokens "
@@ -280,8 +304,8 @@ class _Base:
         return Reply(
             message=message,
             finish_reason=finish,
-            usage=usage,
-            cost_usd=cost,
+            usage=recorded.usage,
+            cost_usd=recorded.cost_usd,
             prompt=call.prompt,
             predicted_cache_hit_tokens=call.predicted_hit,
             latency_ms=latency,
@@ -455,16 +479,7 @@ class Conversation(_Base):
         steps = 1
         while reply.tool_calls:
             for call in reply.tool_calls:
-                target, error = _tool_result(tools, call)
-                if target is not None:
-                    fn, args = target
-                    try:
-                        error = _as_text(fn(**args))
-                    except Exception as exc:  # the model should see what went wrong
-                        error = _error_text(exc)
-                self.thread.append(
-                    {"role": "tool", "tool_call_id": call.id, "content": error or ""}
-                )
+                self._answer(call, _run_tool(tools, call))
             if steps >= max_steps:
                 break
             reply = self.send(None, tools=tool_list, **send_kwargs)
@@ -523,19 +538,7 @@ class AsyncConversation(_Base):
         steps = 1
         while reply.tool_calls:
             for call in reply.tool_calls:
-                target, error = _tool_result(tools, call)
-                if target is not None:
-                    fn, args = target
-                    try:
-                        result = fn(**args)
-                        if inspect.isawaitable(result):
-                            result = await result
-                        error = _as_text(result)
-                    except Exception as exc:
-                        error = _error_text(exc)
-                self.thread.append(
-                    {"role": "tool", "tool_call_id": call.id, "content": error or ""}
-                )
+                self._answer(call, await _arun_tool(tools, call))
             if steps >= max_steps:
                 break
             reply = await self.send(None, tools=tool_list, **send_kwargs)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from contextkit.store.thread import Thread
     from contextkit.window import Prompt
 
-__all__ = ["Stats", "Usage", "record", "stats"]
+__all__ = ["Recorded", "Stats", "Usage", "record", "record_call", "stats"]
 
 
 @frozen(kw_only=True)
@@ -65,6 +65,16 @@ class Usage:
             cache_miss_tokens=miss,
             reasoning_tokens=reasoning,
         )
+
+
+@frozen
+class Recorded:
+    """What `record_call` stored: the message, and the call's usage, finish reason, cost."""
+
+    message: Message
+    usage: Usage | None
+    finish_reason: str | None
+    cost_usd: float | None
 
 
 @frozen(kw_only=True)
@@ -137,19 +147,15 @@ def _call_fields(
     )
 
 
-def record(
+def record_call(
     thread: Thread,
     response: object,
     *,
     prompt: Prompt | None = None,
     latency_ms: float | None = None,
     predicted_cache_hit_tokens: int | None = None,
-) -> Message:
-    """Store a chat completion's assistant message and its usage; returns the message.
-
-    `response` is a `ChatCompletion` or its dict. `prompt` (default: the thread handle's last
-    `prepare()`) supplies the prediction to compare with and calibrate from.
-    """
+) -> Recorded:
+    """`record`, also returning the parsed usage, finish reason and cost it stored."""
     data = _mapping(response, "response")
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices:
@@ -176,18 +182,19 @@ def record(
     prompt = prompt if prompt is not None else thread._last_prompt
     pending = thread._prepare(message, response_id, False)
 
-    def txn(conn: Connection) -> Message:
+    def txn(conn: Connection) -> Recorded:
         if response_id is not None:
             seen = conn.execute(
-                select(CallRow.message_seq).where(
+                select(CallRow.message_seq, CallRow.cost_usd).where(
                     CallRow.thread_pk == thread._pk, CallRow.response_id == response_id
                 )
             ).first()
             if seen is not None:
-                return thread._insert(conn, [pending])[0]
+                return Recorded(thread._insert(conn, [pending])[0], usage, finish, seen.cost_usd)
         stored = thread._insert(conn, [pending])[0]
+        cost = None
         if usage is not None:
-            _insert_call(
+            cost = _insert_call(
                 conn,
                 thread,
                 stored,
@@ -198,9 +205,31 @@ def record(
                 finish,
                 predicted_cache_hit_tokens,
             )
-        return stored
+        return Recorded(stored, usage, finish, cost)
 
     return db.write(thread.store.engine, txn)
+
+
+def record(
+    thread: Thread,
+    response: object,
+    *,
+    prompt: Prompt | None = None,
+    latency_ms: float | None = None,
+    predicted_cache_hit_tokens: int | None = None,
+) -> Message:
+    """Store a chat completion's assistant message and its usage; returns the message.
+
+    `response` is a `ChatCompletion` or its dict. `prompt` (default: the thread handle's last
+    `prepare()`) supplies the prediction to compare with and calibrate from.
+    """
+    return record_call(
+        thread,
+        response,
+        prompt=prompt,
+        latency_ms=latency_ms,
+        predicted_cache_hit_tokens=predicted_cache_hit_tokens,
+    ).message
 
 
 def _insert_call(
@@ -213,12 +242,14 @@ def _insert_call(
     latency_ms: float | None,
     finish: object,
     predicted_hits: int | None,
-) -> None:
+) -> float | None:
+    """Insert the call row (and update calibration); returns the call's cost."""
     row = conn.execute(
         select(ThreadRow.call_count, ThreadRow.model).where(ThreadRow.pk == thread._pk)
     ).one()
     spec = spec_for(row.model)
     n = row.call_count + 1
+    cost = spec.cost(usage.cache_hit_tokens, usage.cache_miss_tokens, usage.completion_tokens)
     conn.execute(
         insert(CallRow).values(
             thread_pk=thread._pk,
@@ -234,9 +265,7 @@ def _insert_call(
             predicted_prompt_tokens=prompt.prompt_tokens if prompt else None,
             predicted_cache_hit_tokens=predicted_hits,
             structure=prompt.structure if prompt else None,
-            cost_usd=spec.cost(
-                usage.cache_hit_tokens, usage.cache_miss_tokens, usage.completion_tokens
-            ),
+            cost_usd=cost,
             latency_ms=latency_ms,
             finish_reason=finish if isinstance(finish, str) else None,
             window_start=prompt.window_start if prompt else None,
@@ -246,6 +275,7 @@ def _insert_call(
     conn.execute(update(ThreadRow).where(ThreadRow.pk == thread._pk).values(call_count=n))
     if prompt is not None and prompt.model == spec.name:
         _calibrate(conn, spec.name, prompt.structure, usage.prompt_tokens - prompt.prompt_tokens)
+    return cost
 
 
 def _calibrate(conn: Connection, model: str, structure: str, delta: int) -> None:
