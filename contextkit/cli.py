@@ -255,12 +255,7 @@ def threads_show(obj: _Ctx, thread_id: str, last: int, reasoning: bool, as_json:
     if as_json:
         _emit_json(
             {
-                "id": info.id,
-                "owner": info.owner,
-                "model": info.model,
-                "system": info.system,
-                "max_context_tokens": info.max_context_tokens,
-                "metadata": dict(info.metadata),
+                **info.settings(),
                 "messages": info.message_count,
                 "tokens": info.total_tokens,
                 "summaries": [s.upto_seq for s in summaries],

@@ -405,6 +405,17 @@ class ThreadInfo:
     created_at: datetime
     updated_at: datetime
 
+    def settings(self) -> dict[str, Any]:
+        """The thread's identity and settings as plain JSON values (for export and display)."""
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "model": self.model,
+            "system": self.system,
+            "max_context_tokens": self.max_context_tokens,
+            "metadata": dict(self.metadata),
+        }
+
 
 def canonical_json(value: object) -> str:
     """JSON with fixed separators and no ASCII escaping: the same value, the same bytes."""

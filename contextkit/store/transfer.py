@@ -76,12 +76,7 @@ def export_thread(thread: Thread) -> Iterator[dict[str, Any]]:
     state = db.read(thread.store.engine, thread._locked_row)
     yield {
         "type": "thread",
-        "id": info.id,
-        "owner": info.owner,
-        "model": info.model,
-        "system": info.system,
-        "max_context_tokens": info.max_context_tokens,
-        "metadata": dict(info.metadata),
+        **info.settings(),
         "window_start": state["window_start"],
         "created_at": _iso(info.created_at),
         "updated_at": _iso(info.updated_at),
