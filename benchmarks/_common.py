@@ -28,6 +28,24 @@ R = TypeVar("R")
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+]
+"""Filler vocabulary for synthetic threads: ~1.3 tokens a word, no facts to summarize."""
+
 
 def timed(fn: Callable[[], T]) -> tuple[float, T]:
     """Seconds `fn()` took (`time.perf_counter`) and what it returned."""

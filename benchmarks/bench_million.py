@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import percentile, print_table, write_results
+from _common import WORDS, percentile, print_table, write_results
 from sqlalchemy import text
 
 import contextkit
@@ -54,23 +54,6 @@ from contextkit import CompactionPolicy
 PACKAGES = ("contextkit", "sqlalchemy", "psycopg", "tiktoken")
 MODEL = "deepseek-v4-flash"
 SYSTEM = "You are helpful."
-WORDS = [
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "epsilon",
-    "zeta",
-    "eta",
-    "theta",
-    "iota",
-    "kappa",
-    "lambda",
-    "mu",
-    "nu",
-    "xi",
-]
-"""The same vocabulary as `bench_window.py`: ~1.3 tokens a word, no facts to summarize."""
 
 PATHS: dict[str, CompactionPolicy | None] = {
     "default": None,

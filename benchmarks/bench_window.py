@@ -19,24 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import contextkit
+from _common import WORDS
 
-WORDS = [
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "epsilon",
-    "zeta",
-    "eta",
-    "theta",
-    "iota",
-    "kappa",
-    "lambda",
-    "mu",
-    "nu",
-    "xi",
-]
+import contextkit
 
 
 def _text(rng: random.Random, n: int) -> str:
