@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
+import os
 import re
 import statistics
 import sys
@@ -394,6 +395,19 @@ class CountingSummarizer:
         cost = contextkit.get_model(SUMMARIZER_MODEL).cost(0, prompt_tokens, completion_tokens)
         assert cost is not None
         return cost
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def worker_store(base: str) -> tuple[contextkit.Store, CountingSummarizer]:
+    """One contextkit store per worker process, in the run's temporary directory."""
+    if "store" not in _WORKER:
+        summarizer = CountingSummarizer()
+        url = f"sqlite:///{Path(base) / f'worker-{os.getpid()}.db'}"
+        _WORKER["store"] = contextkit.open(url, summarizer=summarizer), summarizer
+    store: tuple[contextkit.Store, CountingSummarizer] = _WORKER["store"]
+    return store
 
 
 @dataclass

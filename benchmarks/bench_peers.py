@@ -32,7 +32,6 @@ import asyncio
 import gc
 import itertools
 import json
-import os
 import random
 import shutil
 import statistics
@@ -51,7 +50,6 @@ from bench_compaction import (
     RESERVE,
     CacheLedger,
     Conversation,
-    CountingSummarizer,
     PromptTokens,
     Run,
     Settings,
@@ -60,6 +58,7 @@ from bench_compaction import (
     run_full,
     run_window,
     select,
+    worker_store,
 )
 
 import contextkit
@@ -743,19 +742,6 @@ class ReplayJob:
     conv: Conversation
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_store(base: str) -> tuple[contextkit.Store, CountingSummarizer]:
-    """One contextkit store per worker process, in the run's temporary directory."""
-    if "store" not in _WORKER:
-        summarizer = CountingSummarizer()
-        url = f"sqlite:///{Path(base) / f'worker-{os.getpid()}.db'}"
-        _WORKER["store"] = contextkit.open(url, summarizer=summarizer), summarizer
-    store: tuple[contextkit.Store, CountingSummarizer] = _WORKER["store"]
-    return store
-
-
 def _run_summary(run: Run, seconds: float) -> dict[str, Any]:
     report = run.report
     assert report is not None
@@ -790,7 +776,7 @@ def replay_job(job: ReplayJob) -> dict[str, dict[str, Any]]:
     conv, cfg = job.conv, Settings(job.budget, MAX_TOKENS, thinking=True)
     tokens = PromptTokens(thinking=True)
     tokens.preload(text for turn in conv.turns for text in turn)
-    store, summarizer = _worker_store(job.base)
+    store, summarizer = worker_store(job.base)
     runners: dict[str, Callable[[], Run]] = {
         "full": lambda: run_full(conv, tokens, cfg),
         "window": lambda: run_window(conv, tokens, cfg),
@@ -1290,7 +1276,7 @@ def loop_job(job: LoopJob) -> dict[str, dict[str, Any]]:
     """Every strategy on one synthetic agent session (runs in a worker process)."""
     _quiet()
     script = make_loop(job.seed, job.turns)
-    store, _ = _worker_store(job.base)
+    store, _ = worker_store(job.base)
     strategies: dict[str, LoopStrategy] = {
         "langchain": LangChainLoop(job.budget),
         "llamaindex": LlamaIndexLoop(job.budget, f"loop-{job.seed}"),

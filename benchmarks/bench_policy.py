@@ -20,24 +20,22 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import shutil
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from _common import parallel_map, print_table, write_results
 from bench_compaction import (
     RESERVE,
     Conversation,
-    CountingSummarizer,
     PromptTokens,
     Settings,
     run_contextkit,
     select,
+    worker_store,
 )
 
 import contextkit
@@ -59,25 +57,13 @@ class Job:
     conv: Conversation
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def _store(base: str) -> tuple[contextkit.Store, CountingSummarizer]:
-    if "store" not in _WORKER:
-        summarizer = CountingSummarizer()
-        url = f"sqlite:///{Path(base) / f'worker-{os.getpid()}.db'}"
-        _WORKER["store"] = contextkit.open(url, summarizer=summarizer), summarizer
-    store: tuple[contextkit.Store, CountingSummarizer] = _WORKER["store"]
-    return store
-
-
 def run_job(job: Job) -> dict[str, Any]:
     """One conversation under one policy and budget (runs in a worker process)."""
     high, keep = job.policy
     policy = contextkit.CompactionPolicy(high_water=high, keep_recent=keep)
     tokens = PromptTokens(thinking=True)
     tokens.preload(text for turn in job.conv.turns for text in turn)
-    store, summarizer = _store(job.base)
+    store, summarizer = worker_store(job.base)
     cfg = Settings(job.budget, MAX_TOKENS, thinking=True)
     start = time.perf_counter()
     run = run_contextkit(
