@@ -39,6 +39,8 @@ import os
 import re
 import struct
 import sys
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -56,7 +58,7 @@ from contextkit.tokens.images import (
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["PreparedImage", "check_image_count", "prepare_image"]
+__all__ = ["PreparedImage", "check_image_count", "prepare_image", "verify_image"]
 
 _INSTALL_HINT = "Pillow is needed to read images: pip install pillow"
 _MIME = {
@@ -170,6 +172,51 @@ def prepare_image(
         "an image must be a file path, bytes, a PIL image, a data:image/...;base64, URL "
         f"or an http(s) URL; got {type(source).__name__}"
     )
+
+
+_VERIFIED: OrderedDict[tuple[str, str, frozenset[str]], tuple[str, int, int]] = OrderedDict()
+_VERIFIED_MAX = 256
+_VERIFIED_LOCK = threading.Lock()
+_MIME_ALIASES = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "image/x-ms-bmp": "image/bmp",
+}
+
+
+def verify_image(
+    data: bytes, mime: str, limits: ImageLimits = DEFAULT_IMAGE_LIMITS
+) -> tuple[str, int, int]:
+    """`(format, width, height)` of image bytes proven whole by a full decode.
+
+    What a store keeps is replayed in every later prompt, so a truncated or corrupt body, a
+    format outside `limits`, or bytes that are not the `mime` they are labelled as raise
+    ImageError here rather than a 400 from the provider on every call after. A verified
+    image is remembered by content, so an image resent on every step is decoded once.
+    """
+    label = _MIME_ALIASES.get(mime.lower(), mime.lower())
+    key = (hashlib.sha256(data).hexdigest(), label, limits.formats)
+    with _VERIFIED_LOCK:
+        found = _VERIFIED.get(key)
+        if found is not None:
+            _VERIFIED.move_to_end(key)
+            return found
+    if not data:
+        raise ImageError("image data is empty (0 bytes); check the file or the upload")
+    _require_pillow()
+    image, fmt = _open(data, limits)
+    with image:
+        width, height = image.size
+    if _mime(fmt) != label:
+        raise ImageError(
+            f"the image is labelled {mime[:40]!r} but its bytes are {fmt}; "
+            f"label it {_mime(fmt)!r} (or use prepare_image, which labels it for you)"
+        )
+    with _VERIFIED_LOCK:
+        _VERIFIED[key] = (fmt, width, height)
+        if len(_VERIFIED) > _VERIFIED_MAX:
+            _VERIFIED.popitem(last=False)
+    return fmt, width, height
 
 
 def _require_pillow() -> None:

@@ -186,6 +186,9 @@ def prepare(
     extras = _extra_messages(extra)
     extra_forms = [m.to_openai(reasoning=False) for m in extras]
     extra_tokens = [message_tokens(f, spec, thinking=thinking) for f in extra_forms]
+    for form in extra_forms:
+        if isinstance(form.get("content"), list):
+            blobs.extract(form["content"], spec.image_limits)  # corrupt images: ImageError
     extra_shapes = [message_shape(f, spec, thinking=thinking) for f in extra_forms]
     tool_tokens = tools_tokens(tools, spec)
     base = sequence_overhead(

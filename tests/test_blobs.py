@@ -6,9 +6,11 @@ import base64
 import io
 import json
 
+import pytest
 import sqlalchemy as sa
 from PIL import Image
 
+from contextkit.errors import ImageError
 from contextkit.store.transfer import check
 
 
@@ -52,3 +54,45 @@ def test_missing_blob_is_reported(sqlite_store):
     problems = check(sqlite_store)
     assert len(problems) == 1 and "is missing" in problems[0]
     assert json.dumps(problems)
+
+
+def _png_bytes() -> bytes:
+    return base64.b64decode(data_url().split(",", 1)[1])
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("data:image/png;base64," + base64.b64encode(_png_bytes()[:60]).decode(), "truncated"),
+        (
+            "data:image/png;base64,"
+            + base64.b64encode(_png_bytes()[:33] + b"\x00garbage" * 30).decode(),
+            "corrupt",
+        ),
+        ("data:image/jpeg;base64," + base64.b64encode(_png_bytes()).decode(), "labelled"),
+    ],
+    ids=["truncated", "garbage-body", "mislabelled"],
+)
+def test_corrupt_image_is_refused_before_anything_is_written(store, url, said):
+    t = store.thread("b", model="deepseek-v4-flash")
+    t.append({"role": "user", "content": "hi"})
+    with pytest.raises(ImageError, match=said):
+        t.append(image_message(url))
+    with pytest.raises(ImageError, match=said):
+        t.extend([{"role": "assistant", "content": "ok"}, image_message(url)])
+    with pytest.raises(ImageError, match=said):
+        t.build(max_tokens=10, extra=image_message(url))
+    assert [m.seq for m in t.messages()] == [1]
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM blobs")).scalar_one() == 0
+    t.append(image_message(data_url()))  # a whole image still goes in
+    assert check(store) == []
+
+
+def test_jpg_alias_label_is_accepted(store):
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(buf, "JPEG")
+    url = "data:image/jpg;base64," + base64.b64encode(buf.getvalue()).decode()
+    t = store.thread("b", model="deepseek-v4-flash")
+    t.append(image_message(url))
+    assert next(iter(t.messages())).content[1].url == url

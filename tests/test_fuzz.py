@@ -1659,22 +1659,6 @@ def _import(**header: Any) -> list[dict[str, Any]]:
 
 KNOWN: tuple[Known, ...] = (
     Known(
-        "append-corrupt-image",
-        "append measures a data-URL image from its header only: a truncated PNG, a PNG "
-        "with a garbage body, or PNG bytes labelled image/jpeg are stored (and replayed "
-        "in every later prompt), though prepare_image refuses the first two",
-        ("alice.append", "alice.extend", *PREPARE, *IMPORT),
-        ("image:corrupt-body", "extra:image:corrupt-body", "message:message:image:corrupt-body"),
-        case(
-            "alice.append",
-            {
-                "role": "user",
-                "content": [{"type": "image_url", "image_url": {"url": data_url(PNG_TRUNCATED)}}],
-            },
-        ),
-        accepts=True,
-    ),
-    Known(
         "tools-unchecked",
         "tools= is not validated: a function name 5 is accepted and sent, tools=5 raises "
         "TypeError, a deeply nested schema RecursionError from json",

@@ -17,8 +17,9 @@ from sqlalchemy import Connection, Executable, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contextkit.errors import ImageError
+from contextkit.images import verify_image
 from contextkit.store.schema import BLOBS, BlobRow, utcnow
-from contextkit.tokens.images import image_size
+from contextkit.tokens.images import ImageLimits
 
 __all__ = ["PREFIX", "extract", "fetch", "resolve", "save"]
 
@@ -36,8 +37,14 @@ def _split(url: str) -> tuple[str, bytes]:
     return header[5:].split(";")[0], data
 
 
-def extract(parts: Sequence[Mapping[str, Any]] | None) -> tuple[Any, list[dict[str, Any]]]:
-    """Parts with data-URL images replaced by references, and the blob rows to store."""
+def extract(
+    parts: Sequence[Mapping[str, Any]] | None, limits: ImageLimits | None
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Parts with data-URL images replaced by references, and the blob rows to store.
+
+    Each image is decoded in full first (`verify_image`): a stored image is replayed in every
+    later prompt, so a corrupt one must be refused before it is written.
+    """
     if not parts:
         return parts, []
     out: list[Any] = []
@@ -49,13 +56,10 @@ def extract(parts: Sequence[Mapping[str, Any]] | None) -> tuple[Any, list[dict[s
             continue
         url = str(image["url"])
         mime, data = _split(url)
+        if limits is None:
+            raise ImageError("this thread's model takes no images")
+        _, width, height = verify_image(data, mime, limits)
         digest = hashlib.sha256(data).hexdigest()
-        width: int | None
-        height: int | None
-        try:
-            _, width, height = image_size(data)
-        except ImageError:
-            width = height = None
         blobs.append(
             {
                 "sha256": digest,

@@ -349,7 +349,7 @@ class Thread:
             if flip is None and ledger.needs_flip(msg, state):
                 flip = (max(state.turn_seq, 1), seq)
             entry = ledger.account(msg, spec, state, seq)
-            parts, found = blobs.extract(item.row.get("parts"))
+            parts, found = blobs.extract(item.row.get("parts"), spec.image_limits)
             images.extend(found)
             row = {
                 **item.row,
