@@ -175,3 +175,39 @@ def test_errors_are_contextkit_errors() -> None:
         contextkit.NotFound,
     ):
         assert issubclass(cls, contextkit.ContextKitError)
+
+
+def _tool(**function: Any) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": "lookup", **function}}]
+
+
+BAD_TOOLS: list[tuple[str, Any, str]] = [
+    ("a string", "tools", "list of tool schemas"),
+    ("a bare schema", _tool()[0], "list of tool schemas"),
+    ("not a mapping", [5], "'type': 'function'"),
+    ("type is not function", [{"type": "code", "function": {"name": "f"}}], "'type'"),
+    ("name not a string", _tool(name=5), "function.name"),
+    ("name with a space", _tool(name="look up"), "function.name"),
+    ("name too long", _tool(name="f" * 65), "function.name"),
+    ("description not a string", _tool(description=["x"]), "description"),
+    ("parameters not an object", _tool(parameters="{}"), "parameters"),
+    ("strict not a bool", _tool(strict="yes"), "strict"),
+    ("a set in the schema", _tool(parameters={"enum": {1, 2}}), "JSON"),
+    ("lone surrogate", _tool(description="\ud800"), "surrogate"),
+]
+
+
+@pytest.mark.parametrize(
+    ("tools", "said"), [b[1:] for b in BAD_TOOLS], ids=[b[0] for b in BAD_TOOLS]
+)
+def test_malformed_tools_are_rejected_before_a_call(
+    store: contextkit.Store, thread: contextkit.Thread, tools: Any, said: str
+) -> None:
+    thread.append({"role": "user", "content": "hi"})
+    before = table_counts(store)
+    with pytest.raises(ValidationError, match=said):
+        thread.prepare(max_tokens=100, tools=tools)
+    with pytest.raises(ValidationError, match=said):
+        contextkit.count_messages([{"role": "user", "content": "hi"}], tools=tools)
+    assert table_counts(store) == before
+    assert thread.prepare(max_tokens=100, tools=_tool(description="ok")).messages

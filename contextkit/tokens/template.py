@@ -53,6 +53,7 @@ from __future__ import annotations
 import enum
 import itertools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
@@ -271,9 +272,13 @@ def _content(content: object, image_limits: ImageLimits | None, *, measure: bool
 
 def _to_json(value: object) -> str:
     try:
-        return json.dumps(value, ensure_ascii=False)
+        text = json.dumps(value, ensure_ascii=False)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("not valid Unicode: a string holds a lone surrogate") from None
     except (TypeError, ValueError, RecursionError) as exc:
         raise ValidationError(f"not JSON-serializable: {exc}") from None
+    return text
 
 
 def _dsml_arguments(arguments: object) -> str:
@@ -312,14 +317,33 @@ def _dsml_tool_calls(tool_calls: object) -> str:
     return f"\n\n<{DSML}tool_calls>\n{joined}\n</{DSML}tool_calls>"
 
 
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def _functions(tools: Tools) -> list[Mapping[str, Any]]:
+    """The function schemas of `tools`, checked as the API checks them (a 400 costs a call)."""
     if isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence):
         raise ValidationError(f"tools must be a list of tool schemas, got {type(tools).__name__}")
     out = []
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, Mapping) else None
-        if not isinstance(function, Mapping):
+        if not isinstance(function, Mapping) or tool.get("type") != "function":
             raise ValidationError(f"tools[{i}] must be {{'type': 'function', 'function': {{...}}}}")
+        name = function.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
+            raise ValidationError(
+                f"tools[{i}].function.name must be 1-64 letters, digits, '_' or '-', "
+                f"got {name!r:.40}"
+            )
+        description = function.get("description")
+        if description is not None and not isinstance(description, str):
+            raise ValidationError(f"tools[{i}].function.description must be a string")
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, Mapping):
+            raise ValidationError(f"tools[{i}].function.parameters must be a JSON Schema object")
+        strict = function.get("strict")
+        if strict is not None and not isinstance(strict, bool):
+            raise ValidationError(f"tools[{i}].function.strict must be a bool")
         out.append(function)
     return out
 
@@ -578,7 +602,10 @@ class OpenAIChatTemplate:
         return MessageShape(_as_message(message)["role"])
 
     def tools_tokens(self, tools: Tools, tokenizer: Tokenizer) -> int:
-        return tokenizer.count(_to_json(list(tools))) if tools else 0
+        if not tools:
+            return 0
+        _functions(tools)
+        return tokenizer.count(_to_json(list(tools)))
 
     def sequence_overhead(
         self,
