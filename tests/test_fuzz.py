@@ -22,10 +22,8 @@ and threads with SQL-looking ids and owners). Each input says what it expects:
 The family quotas add up to `CONTEXTKIT_FUZZ_EXAMPLES` (default 10,000) per database;
 generation is derandomized, so every run (and CI) tries the same inputs.
 
-Library bugs this fuzzer found are listed in `KNOWN`: the family tests tolerate exactly those
-(matched by operation, input defect and outcome; a raising call must still write nothing),
-and `test_known_bug` reproduces each as a strict xfail, so a fix shows up as XPASS and its
-entry must then be deleted.
+Any violation fails the test and names the input; with `CONTEXTKIT_FUZZ_COLLECT=<file>`
+every violation is logged there instead and the run goes on (a survey of all defects).
 """
 
 from __future__ import annotations
@@ -44,7 +42,6 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -316,40 +313,12 @@ def case(op: str, *args: Any, tags: Any = (), expect: str = INVALID, **kwargs: A
     return Case(op, args, kwargs, tags, expect, want, post)
 
 
-@dataclasses.dataclass(frozen=True)
-class Known:
-    """A known library bug, tolerated by the family tests and reproduced by `test_known_bug`.
-
-    It matches a case whose op is in `ops` and one of whose tags fits a `tags` pattern
-    (fnmatch) on a database in `dbs`, when the call raised one of `raises` instead of a
-    ContextKitError, or (`accepts`) returned although its input is invalid. `repro` is a
-    minimal input; the expected behaviour is a ContextKitError and no write.
-    """
-
-    id: str
-    reason: str
-    ops: tuple[str, ...]
-    tags: tuple[str, ...]
-    repro: Case
-    raises: tuple[type[BaseException], ...] = ()
-    accepts: bool = False
-    dbs: tuple[str, ...] = ("sqlite", "postgresql")
-
-    def matches(self, c: Case, kind: str, exc: BaseException | None) -> bool:
-        if kind not in self.dbs or c.op not in self.ops:
-            return False
-        if not any(fnmatchcase(t, pattern) for t in c.tags for pattern in self.tags):
-            return False
-        return self.accepts if exc is None else isinstance(exc, self.raises)
-
-
 class Env:
     """A seeded store, the handles the cases call, and the database's expected checksum."""
 
-    def __init__(self, database: Database, family: str, *, tolerate: bool = True) -> None:
+    def __init__(self, database: Database, family: str) -> None:
         self.kind = database.kind
         self.family = family
-        self.tolerate = tolerate
         self.store = contextkit.open(database.url)
         seed(self.store)
         self.alice = self.store.get_thread(ALICE, owner="alice")
@@ -358,8 +327,6 @@ class Env:
         self.checksums = 0
         self.touched = False
         sa.event.listen(self.store.engine, "before_cursor_execute", self._statement)
-        self.known_hits: Counter[str] = Counter()
-        self.corrupting: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
 
     def close(self) -> None:
@@ -417,9 +384,8 @@ class Env:
                 problem = f"raised {type(exc).__name__}, expected {c.want.__name__}: {exc}"
         except Exception as exc:
             raised = exc
-            if self.known(c, exc) is None:
-                tb = "".join(traceback.format_exception(exc)[-6:])
-                problem = f"raised a non-ContextKitError {type(exc).__name__}:\n{tb}"
+            tb = "".join(traceback.format_exception(exc)[-6:])
+            problem = f"raised a non-ContextKitError {type(exc).__name__}:\n{tb}"
         finally:
             if c.op == "contextkit.open" and isinstance(result, contextkit.Store):
                 result.close()
@@ -428,13 +394,9 @@ class Env:
         if raised is not None and after != self.baseline:
             problem = f"{problem or ''}\n  raised {raised!r:.300} but changed {self.diff(after)}"
         elif raised is None and c.expect == INVALID:
-            bug = self.known(c, None)
-            if bug is None:
-                problem = f"accepted invalid input (returned {_repr.repr(result)})"
-                if after != self.baseline:
-                    problem += f" and changed {self.diff(after)}"
-            elif after != self.baseline:
-                after = self.undo(c, bug, result)
+            problem = f"accepted invalid input (returned {_repr.repr(result)})"
+            if after != self.baseline:
+                problem += f" and changed {self.diff(after)}"
         elif raised is None and c.expect == READ and after != self.baseline:
             problem = f"a read-only call changed {self.diff(after)}"
         if problem is None and raised is None and c.post is not None:
@@ -443,53 +405,23 @@ class Env:
             self.fail(c, problem)
         self.baseline = after
 
-    def undo(self, c: Case, bug: Known, result: Any) -> dict[str, tuple[int, str]]:
-        """After a known bug stored invalid input: note whether it broke the integrity
-        check, and delete imported threads (their garbage would trip `check` later)."""
-        try:
-            broken = bool(transfer.check(self.store))
-        except Exception:
-            broken = True
-        if broken:
-            self.corrupting[bug.id] += 1
-        if c.op == "transfer.import_records":
-            for tid in result:
-                thread = self.store.admin_thread(tid)
-                if thread is not None:
-                    thread.delete()
-        self.checksums += 1
-        return checksum(self.store)
-
-    def known(self, c: Case, exc: BaseException | None) -> Known | None:
-        if not self.tolerate:
-            return None
-        for bug in KNOWN:
-            if bug.matches(c, self.kind, exc):
-                self.known_hits[bug.id] += 1
-                return bug
-        return None
-
     def diff(self, after: Mapping[str, tuple[int, str]]) -> str:
         changed = {t: (self.baseline.get(t), v) for t, v in after.items() if self.baseline[t] != v}
         return f"the database: {changed}"
 
     def fail(self, c: Case, what: str) -> None:
         message = f"[{self.kind}] {c!r}\n  {what}"
-        if COLLECT and self.tolerate:  # survey mode: log every violation, keep going
+        if COLLECT:  # survey mode: log every violation, keep going
             with open(COLLECT, "a", encoding="utf-8", errors="backslashreplace") as log:
                 log.write(message + "\n")
             return
         pytest.fail(message, pytrace=False)
 
     def report(self) -> str:
-        known = ", ".join(f"{k}={n}" for k, n in sorted(self.known_hits.items())) or "none"
-        if self.corrupting:
-            known += f"; stored input that fails transfer.check: {dict(self.corrupting)}"
         outcomes = ", ".join(f"{k}={n}" for k, n in self.outcomes.most_common())
         return (
             f"{self.kind} {self.family}: {self.examples} examples ({self.checksums} checksums); "
-            f"{outcomes}; "
-            f"known bugs hit: {known}"
+            f"{outcomes}"
         )
 
 
@@ -1643,101 +1575,6 @@ FAMILIES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
 
 
 # ---------------------------------------------------------------------------------------
-# Known library bugs (found by this fuzzer; see the module docstring)
-# ---------------------------------------------------------------------------------------
-
-PREPARE = ("alice.prepare", "alice.build")
-READS = ("alice.get", "alice.messages", "alice.history")
-RECORD = ("alice.record",)
-IMPORT = ("transfer.import_records",)
-SQLITE = ("sqlite",)
-
-
-def _import(**header: Any) -> list[dict[str, Any]]:
-    return [{**_import_header("fz-known"), **header}, _import_message("fz-known", 1)]
-
-
-KNOWN: tuple[Known, ...] = (
-    Known(
-        "tools-unchecked",
-        "tools= is not validated: a function name 5 is accepted and sent, tools=5 raises "
-        "TypeError, a deeply nested schema RecursionError from json",
-        (*PREPARE, "contextkit.count_messages"),
-        ("tools",),
-        case(
-            "alice.prepare", max_tokens=100, tools=[{"type": "function", "function": {"name": 5}}]
-        ),
-        raises=(RecursionError, TypeError),
-        accepts=True,
-    ),
-    Known(
-        "import-window-start",
-        "import_records takes window_start unchecked: 'x' raises ValueError, [1] TypeError, "
-        "10**6 or -5 is stored (transfer.check then reports it), 10**30 OverflowError on "
-        "SQLite",
-        IMPORT,
-        ("header:window_start*",),
-        case("transfer.import_records", _import(window_start=10**6)),
-        raises=(ValueError, TypeError, OverflowError),
-        accepts=True,
-    ),
-    Known(
-        "import-pinned-tool-call",
-        "import_records stores a pinned assistant message with tool_calls, which append refuses",
-        IMPORT,
-        ("message:pinned",),
-        case(
-            "transfer.import_records",
-            [
-                _import_header("fz-known"),
-                {
-                    **_import_message("fz-known", 1),
-                    "pinned": True,
-                    "message": {"role": "assistant", "content": None, "tool_calls": [_call("c")]},
-                },
-            ],
-        ),
-        accepts=True,
-    ),
-    Known(
-        "import-idempotency-key",
-        "import_records stores idempotency keys unchecked ('' or 5; 10**30 raises "
-        "OverflowError on SQLite, [] TypeError, a lone surrogate UnicodeEncodeError)",
-        IMPORT,
-        ("message:idempotency_key",),
-        case(
-            "transfer.import_records",
-            [_import_header("fz-known"), {**_import_message("fz-known", 1), "idempotency_key": ""}],
-        ),
-        raises=(OverflowError, TypeError, UnicodeEncodeError),
-        accepts=True,
-    ),
-    Known(
-        "import-record-fields-unchecked",
-        "import_records inserts summary and call records without validation: wrong types "
-        "are stored (SQLite; some on PostgreSQL), or raise OverflowError, StatementError, "
-        "UnicodeEncodeError, ValueError/KeyError (int(record['n'])) instead of "
-        "ValidationError; transfer.check then crashes on a text upto_seq",
-        IMPORT,
-        ("summary:*", "call:*"),
-        case(
-            "transfer.import_records",
-            [*_import(), {**_import_call("fz-known"), "model": "\ud800"}],
-        ),
-        raises=(
-            OverflowError,
-            sa.exc.StatementError,
-            UnicodeEncodeError,
-            ValueError,
-            KeyError,
-            TypeError,
-        ),
-        accepts=True,
-    ),
-)
-
-
-# ---------------------------------------------------------------------------------------
 # Tests
 # ---------------------------------------------------------------------------------------
 
@@ -1776,21 +1613,3 @@ def test_example_count(kind: str) -> None:
         pytest.skip(f"not every {kind} family ran in this session: {dict(RUN[kind])}")
     print(f"\n{kind}: {sum(RUN[kind].values())} fuzz examples {dict(RUN[kind])}")
     assert sum(RUN[kind].values()) >= TOTAL
-
-
-@pytest.mark.parametrize(
-    "bug",
-    [
-        pytest.param(b, id=b.id, marks=pytest.mark.xfail(strict=True, reason=b.reason))
-        for b in KNOWN
-    ],
-)
-def test_known_bug(database: Database, bug: Known) -> None:
-    """Each known bug, reproduced: expected behaviour is a ContextKitError and no write."""
-    if database.kind not in bug.dbs:
-        pytest.skip(f"{bug.id} does not happen on {database.kind}")
-    env = Env(database, "known", tolerate=False)
-    try:
-        env.run(bug.repro)
-    finally:
-        env.close()

@@ -43,6 +43,23 @@ class _Pending:
     row: dict[str, Any] = field(factory=dict)
 
 
+def pending(message: object, key: object, pinned: object) -> _Pending:
+    """A message checked for storing: parsed, pinned only if pinnable, with a valid key."""
+    if not isinstance(pinned, bool):
+        raise ValidationError(f"pinned must be True or False, got {pinned!r:.40}")
+    parsed = Message.parse(message)
+    if pinned and not parsed.pinned:
+        parsed = _evolve(parsed, pinned=True)
+    if parsed.pinned and (parsed.role is Role.TOOL or parsed.tool_calls):
+        raise ValidationError(
+            "tool calls and tool results cannot be pinned: a call and its results must "
+            "stay together in the window; pin a plain user, system or assistant message"
+        )
+    if key is not None:
+        key = check_id(key, "idempotency_key")
+    return _Pending(parsed, key, message_to_row(parsed))
+
+
 class Thread:
     """A handle on a stored thread, bound to its owner.
 
@@ -289,18 +306,8 @@ class Thread:
             stmt = stmt.where(MessageRow.seq < before)
         return [message_from_row(r) for r in blobs.fetch(conn, stmt)]
 
-    def _prepare(self, message: object, key: str | None, pinned: bool) -> _Pending:
-        parsed = Message.parse(message)
-        if pinned and not parsed.pinned:
-            parsed = _evolve(parsed, pinned=True)
-        if parsed.pinned and (parsed.role is Role.TOOL or parsed.tool_calls):
-            raise ValidationError(
-                "tool calls and tool results cannot be pinned: a call and its results must "
-                "stay together in the window; pin a plain user, system or assistant message"
-            )
-        if key is not None:
-            check_id(key, "idempotency_key")
-        return _Pending(parsed, key, message_to_row(parsed))
+    def _prepare(self, message: object, key: object, pinned: bool) -> _Pending:
+        return pending(message, key, pinned)
 
     def _write(self, items: list[_Pending]) -> list[Message]:
         if not items:

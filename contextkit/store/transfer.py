@@ -20,6 +20,14 @@ from contextkit.errors import ValidationError
 from contextkit.store import engine as db
 from contextkit.store.blobs import PREFIX
 from contextkit.store.ledger import PAD
+from contextkit.store.records import (
+    CALL_FIELDS,
+    SUMMARY_FIELDS,
+    call_rows,
+    parse_time,
+    summary_rows,
+    window_start,
+)
 from contextkit.store.schema import (
     BlobRow,
     CallRow,
@@ -28,7 +36,7 @@ from contextkit.store.schema import (
     ThreadRow,
     ToolCallRow,
 )
-from contextkit.types import Message, canonical_json
+from contextkit.types import canonical_json
 
 if TYPE_CHECKING:
     from contextkit.store.store import Store
@@ -36,33 +44,9 @@ if TYPE_CHECKING:
 
 __all__ = ["check", "export_records", "export_thread", "import_records", "to_line"]
 
-_SUMMARY_FIELDS = (
-    "n",
-    "from_seq",
-    "upto_seq",
-    "text",
-    "token_count",
-    "summarizer",
-    "model",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "created_at",
-)
-_CALL_FIELDS = tuple(c.name for c in CallRow.__table__.columns if c.name != "thread_pk")
-
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
-
-
-def _time(value: object, what: str) -> datetime:
-    if not isinstance(value, str):
-        raise ValidationError(f"{what} must be an ISO timestamp string")
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(f"{what} is not an ISO timestamp: {value!r:.40}") from None
 
 
 def to_line(record: Mapping[str, Any]) -> str:
@@ -104,9 +88,9 @@ def export_thread(thread: Thread) -> Iterator[dict[str, Any]]:
 
     summaries, calls = db.read(thread.store.engine, rows)
     for row in summaries:
-        yield {"type": "summary", "thread": info.id, **{f: _iso(row[f]) for f in _SUMMARY_FIELDS}}
+        yield {"type": "summary", "thread": info.id, **{f: _iso(row[f]) for f in SUMMARY_FIELDS}}
     for row in calls:
-        yield {"type": "call", "thread": info.id, **{f: _iso(row[f]) for f in _CALL_FIELDS}}
+        yield {"type": "call", "thread": info.id, **{f: _iso(row[f]) for f in CALL_FIELDS}}
 
 
 def _idempotency_keys(thread: Thread) -> dict[int, str]:
@@ -163,25 +147,39 @@ def import_records(store: Store, records: Iterable[Mapping[str, Any]]) -> list[s
 def _import_thread(
     store: Store, header: Mapping[str, Any], parts: Mapping[str, list[Mapping[str, Any]]]
 ) -> str:
-    from contextkit.store.thread import _Pending
+    from contextkit.store.thread import pending
 
     thread_id = header.get("id")
     if not isinstance(thread_id, str):
         raise ValidationError("thread record without an id")
     if store.admin_thread(thread_id) is not None:
         raise ValidationError(f"thread {thread_id!r} already exists; delete it first")
-    pending = []
+    items = []
+    keys: set[str] = set()
     for expected, record in enumerate(parts["message"], 1):
-        if record.get("seq") != expected:
+        seq = record.get("seq")
+        if isinstance(seq, bool) or seq != expected:
             raise ValidationError(f"thread {thread_id!r}: message seqs must be 1, 2, 3, ...")
-        message = Message.parse(record.get("message"))
-        message = attrs.evolve(
-            message,
-            pinned=bool(record.get("pinned")),
-            created_at=_time(record.get("created_at"), "created_at"),
+        item = pending(
+            record.get("message"), record.get("idempotency_key"), record.get("pinned", False)
         )
-        key = record.get("idempotency_key")
-        pending.append(_Pending(message, key, {}))
+        item.message = attrs.evolve(
+            item.message,
+            created_at=parse_time(record.get("created_at"), f"message {seq} created_at"),
+        )
+        if item.key is not None:
+            if item.key in keys:
+                raise ValidationError(f"thread {thread_id!r}: idempotency_key {item.key!r} twice")
+            keys.add(item.key)
+        items.append(item)
+    last = len(items)
+    rows = {
+        "window_start": window_start(header, last),
+        "summaries": summary_rows(parts["summary"], last),
+        "calls": call_rows(parts["call"], last),
+        "created_at": parse_time(header.get("created_at"), "thread created_at"),
+        "updated_at": parse_time(header.get("updated_at"), "thread updated_at"),
+    }
     thread = store.thread(
         thread_id,
         model=header.get("model"),
@@ -191,43 +189,29 @@ def _import_thread(
         metadata=header.get("metadata"),
     )
     try:
-        db.write(store.engine, lambda conn: _fill(conn, thread, header, pending, parts))
+        db.write(store.engine, lambda conn: _fill(conn, thread, items, rows))
     except BaseException:
         thread.delete()
         raise
     return thread_id
 
 
-def _fill(
-    conn: Connection,
-    thread: Thread,
-    header: Mapping[str, Any],
-    pending: list[Any],
-    parts: Mapping[str, list[Mapping[str, Any]]],
-) -> None:
-    from contextkit.store.codec import message_to_row
-
-    for item in pending:
-        item.row = message_to_row(item.message)
-    if pending:
-        thread._insert(conn, pending)
-    for record in parts["summary"]:
-        values = {f: record.get(f) for f in _SUMMARY_FIELDS}
-        values["created_at"] = _time(values["created_at"], "summary created_at")
-        conn.execute(insert(SummaryRow).values(thread_pk=thread._pk, **values))
-    for record in parts["call"]:
-        values = {f: record.get(f) for f in _CALL_FIELDS}
-        values["created_at"] = _time(values["created_at"], "call created_at")
-        conn.execute(insert(CallRow).values(thread_pk=thread._pk, **values))
+def _fill(conn: Connection, thread: Thread, items: list[Any], rows: Mapping[str, Any]) -> None:
+    if items:
+        thread._insert(conn, items)
+    if rows["summaries"]:
+        conn.execute(insert(SummaryRow).values(thread_pk=thread._pk), rows["summaries"])
+    if rows["calls"]:
+        conn.execute(insert(CallRow).values(thread_pk=thread._pk), rows["calls"])
     conn.execute(
         update(ThreadRow)
         .where(ThreadRow.pk == thread._pk)
         .values(
-            window_start=int(header.get("window_start") or 1),
-            summary_n=max((int(r["n"]) for r in parts["summary"]), default=0),
-            call_count=max((int(r["n"]) for r in parts["call"]), default=0),
-            created_at=_time(header.get("created_at"), "thread created_at"),
-            updated_at=_time(header.get("updated_at"), "thread updated_at"),
+            window_start=rows["window_start"],
+            summary_n=len(rows["summaries"]),
+            call_count=max((r["n"] for r in rows["calls"]), default=0),
+            created_at=rows["created_at"],
+            updated_at=rows["updated_at"],
         )
     )
 
