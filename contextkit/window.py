@@ -142,6 +142,7 @@ class _Snapshot:
     summary: Summary | None
     pressure: int
     structure: str = ""
+    compactable: bool = True
 
 
 def prepare(
@@ -172,6 +173,11 @@ def prepare(
     if compaction is not None and not isinstance(compaction, CompactionPolicy):
         raise ValidationError(
             f"compaction must be a CompactionPolicy, got {type(compaction).__name__}"
+        )
+    if summarizer is not None and not isinstance(summarizer, Summarizer):
+        raise ValidationError(
+            "summarizer must have a summarize(messages, ...) method, got "
+            f"{type(summarizer).__name__}"
         )
     spec = spec_for(thread.model)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
@@ -220,7 +226,8 @@ def prepare(
         if not attempted:
             attempted = True
             if snap.pressure > policy.high_water * budget:
-                compacted = _compact(thread, summarizer, policy, max_tokens)
+                if snap.compactable:
+                    compacted = _compact(thread, summarizer, policy, max_tokens)
                 continue
         forms, counts, shapes, seqs = _layout(snap, spec, thinking)
         forms += extra_forms
@@ -344,8 +351,13 @@ def _snapshot(
     pressure = fixed + _live_weight(conn, row, start)
     if compact_at is not None and pressure > compact_at * budget:
         # The caller compacts and looks again: do not read a window about to be replaced
-        # (after a bulk import it would be the whole history).
-        return _Snapshot(row, tuple(pinned), (), start, False, 0, summary, pressure)
+        # (after a bulk import it would be the whole history). When even the newest turn
+        # beside the fixed part overflows, no summary can help: the caller must not write one.
+        floor = fixed - (summary.token_count + ledger.PAD if summary is not None else 0)
+        hopeless = floor + _smallest_tail(conn, row, start) > budget
+        return _Snapshot(
+            row, tuple(pinned), (), start, False, 0, summary, pressure, compactable=not hopeless
+        )
     if allow_cut and pressure > budget:
         target = max(int(budget * low_water) - fixed, 0)
         new = cut_point(conn, row, start, row["cum_weight"] - target)
@@ -392,6 +404,12 @@ def _live_weight(conn: Connection, row: RowMapping, start: int) -> int:
         )
     ).scalar_one()
     return int(row["cum_weight"] - before)
+
+
+def _smallest_tail(conn: Connection, row: RowMapping, start: int) -> int:
+    """Weight of the shortest live tail a cut can leave: from the last boundary on."""
+    last = cut_point(conn, row, start, row["cum_weight"] + 1)
+    return _live_weight(conn, row, start if last is None else last)
 
 
 def cut_point(

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from conftest import Database, table_counts
 
 import contextkit
@@ -115,6 +116,25 @@ def test_summarizer_error_leaves_thread_unchanged_and_build_fits(store):
     with pytest.raises(RuntimeError):
         t.compact(summarizer=Exploding())
     assert t.summaries() == []
+
+
+def _window_start(store) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT window_start FROM threads")).scalar_one()
+
+
+def test_an_overflow_no_summary_can_fix_writes_nothing(store):
+    """A prompt that overflows whatever is summarized raises before compacting, not after."""
+    t = store.thread("o", model="deepseek-v4-flash", max_context_tokens=2_000)
+    chat(t, 30)
+    before = (table_counts(store), _window_start(store))
+    with pytest.raises(contextkit.ContextOverflowError) as caught:
+        t.prepare(max_tokens=200, extra=FILLER * 80)
+    assert caught.value.needed > caught.value.budget
+    assert (table_counts(store), _window_start(store)) == before
+    assert t.summaries() == []
+    p = t.prepare(max_tokens=200, extra=FILLER)  # a prompt that fits still compacts
+    assert len(t.summaries()) == 1 and p.calibrated_tokens + 200 <= 2_000
 
 
 def test_empty_summary_is_refused(sqlite_store):
