@@ -265,3 +265,14 @@ def test_first_compaction_of_a_bulk_history_reads_only_its_recent_end(sqlite_sto
     per_message = (t.info().total_tokens + 4 * 3_000) / 3_000
     assert Counting.seen <= MAX_FOLD * 900 / per_message + 2
     assert len(list(t.history())) == 3_000
+
+
+def test_build_with_a_bad_format_compacts_nothing(store):
+    t = store.thread("f", model="deepseek-v4-flash", max_context_tokens=2_000)
+    chat(t, 30)
+    before = (table_counts(store), _window_start(store))
+    with pytest.raises(ValidationError, match="format"):
+        t.build(max_tokens=200, format="gemini")
+    assert (table_counts(store), _window_start(store)) == before
+    assert t.build(max_tokens=200, format="anthropic")["messages"]
+    assert len(t.summaries()) == 1

@@ -173,12 +173,10 @@ class Thread:
         `format="anthropic"` returns `{"system": ..., "messages": [...]}` for the Anthropic
         Messages API instead.
         """
+        if format not in ("openai", "anthropic"):  # before prepare, which may compact
+            raise ValidationError(f"format must be 'openai' or 'anthropic', got {format!r:.40}")
         prompt = self.prepare(max_tokens=max_tokens, extra=extra, **options)
-        if format == "openai":
-            return prompt.to_list()
-        if format == "anthropic":
-            return prompt.to_anthropic()
-        raise ValidationError(f"format must be 'openai' or 'anthropic', got {format!r:.40}")
+        return prompt.to_list() if format == "openai" else prompt.to_anthropic()
 
     def record(
         self,
