@@ -201,9 +201,6 @@ def verify_image(
         if found is not None:
             _VERIFIED.move_to_end(key)
             return found
-    if not data:
-        raise ImageError("image data is empty (0 bytes); check the file or the upload")
-    _require_pillow()
     image, fmt = _open(data, limits)
     with image:
         width, height = image.size
@@ -277,9 +274,6 @@ def _read(path: str | os.PathLike[str]) -> bytes:
 
 
 def _from_bytes(data: bytes, detail: str, limits: ImageLimits) -> PreparedImage:
-    if not data:
-        raise ImageError("image data is empty (0 bytes); check the file or the upload")
-    _require_pillow()
     image, fmt = _open(data, limits)
     with image:
         width, height = image.size
@@ -337,6 +331,9 @@ def _mime(fmt: str) -> str:
 
 def _open(data: bytes, limits: ImageLimits) -> tuple[Image.Image, str]:
     """Open, fully decode and check `data`; the image is left at its first frame."""
+    if not data:
+        raise ImageError("image data is empty (0 bytes); check the file or the upload")
+    _require_pillow()
     from PIL import Image, UnidentifiedImageError
 
     try:

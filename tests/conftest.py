@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -105,3 +106,77 @@ def deepseek(deepseek_server: object) -> Iterator[object]:
     """The local server, reset to a fresh state (no cache, script, faults) for this test."""
     deepseek_server.reset()  # type: ignore[attr-defined]
     yield deepseek_server
+
+
+EXPORT_T0 = "2024-05-01T12:00:00+00:00"
+
+
+def export_header(tid: str) -> dict[str, Any]:
+    """Export records of a valid thread, field by field: the base that import tests break."""
+    return {
+        "type": "thread",
+        "id": tid,
+        "owner": "importer",
+        "model": "deepseek-v4-flash",
+        "system": None,
+        "max_context_tokens": 131_072,
+        "metadata": {},
+        "window_start": 1,
+        "created_at": EXPORT_T0,
+        "updated_at": EXPORT_T0,
+    }
+
+
+def export_message(tid: str, seq: int) -> dict[str, Any]:
+    role = "user" if seq % 2 else "assistant"
+    return {
+        "type": "message",
+        "thread": tid,
+        "seq": seq,
+        "message": {"role": role, "content": f"m{seq}"},
+        "pinned": False,
+        "idempotency_key": None,
+        "created_at": EXPORT_T0,
+    }
+
+
+def export_summary(tid: str) -> dict[str, Any]:
+    return {
+        "type": "summary",
+        "thread": tid,
+        "n": 1,
+        "from_seq": 1,
+        "upto_seq": 1,
+        "text": "- User: m1",
+        "token_count": 8,
+        "summarizer": "extractive",
+        "model": None,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost_usd": 0.0,
+        "created_at": EXPORT_T0,
+    }
+
+
+def export_call(tid: str) -> dict[str, Any]:
+    return {
+        "type": "call",
+        "thread": tid,
+        "n": 1,
+        "message_seq": 2,
+        "response_id": "r1",
+        "model": "deepseek-v4-flash",
+        "prompt_tokens": 10,
+        "completion_tokens": 2,
+        "reasoning_tokens": 0,
+        "cache_hit_tokens": 0,
+        "cache_miss_tokens": 10,
+        "predicted_prompt_tokens": 10,
+        "predicted_cache_hit_tokens": 0,
+        "structure": "s",
+        "cost_usd": 0.0,
+        "latency_ms": 1.0,
+        "finish_reason": "stop",
+        "window_start": 1,
+        "created_at": EXPORT_T0,
+    }

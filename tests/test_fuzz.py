@@ -49,7 +49,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import Database
+from conftest import (
+    EXPORT_T0,
+    Database,
+    export_call,
+    export_header,
+    export_message,
+    export_summary,
+)
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -1338,79 +1345,6 @@ def function_cases(draw: st.DrawFn) -> Case:
     return case("contextkit.open", url, tags="url")
 
 
-T0 = "2024-05-01T12:00:00+00:00"
-
-
-def _import_header(tid: str) -> dict[str, Any]:
-    return {
-        "type": "thread",
-        "id": tid,
-        "owner": "importer",
-        "model": MODEL,
-        "system": None,
-        "max_context_tokens": 131_072,
-        "metadata": {},
-        "window_start": 1,
-        "created_at": T0,
-        "updated_at": T0,
-    }
-
-
-def _import_message(tid: str, seq: int) -> dict[str, Any]:
-    role = "user" if seq % 2 else "assistant"
-    return {
-        "type": "message",
-        "thread": tid,
-        "seq": seq,
-        "message": {"role": role, "content": f"m{seq}"},
-        "pinned": False,
-        "idempotency_key": None,
-        "created_at": T0,
-    }
-
-
-def _import_summary(tid: str) -> dict[str, Any]:
-    return {
-        "type": "summary",
-        "thread": tid,
-        "n": 1,
-        "from_seq": 1,
-        "upto_seq": 1,
-        "text": "- User: m1",
-        "token_count": 8,
-        "summarizer": "extractive",
-        "model": None,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "cost_usd": 0.0,
-        "created_at": T0,
-    }
-
-
-def _import_call(tid: str) -> dict[str, Any]:
-    return {
-        "type": "call",
-        "thread": tid,
-        "n": 1,
-        "message_seq": 2,
-        "response_id": "r1",
-        "model": MODEL,
-        "prompt_tokens": 10,
-        "completion_tokens": 2,
-        "reasoning_tokens": 0,
-        "cache_hit_tokens": 0,
-        "cache_miss_tokens": 10,
-        "predicted_prompt_tokens": 10,
-        "predicted_cache_hit_tokens": 0,
-        "structure": "s",
-        "cost_usd": 0.0,
-        "latency_ms": 1.0,
-        "finish_reason": "stop",
-        "window_start": 1,
-        "created_at": T0,
-    }
-
-
 not_int = st.one_of(
     st.sampled_from(["5", "", "x", 1.5, math.nan, True, [1], {}, b"1", Decimal(1)]),
     st.sampled_from([10**30, -(10**30)]),
@@ -1418,7 +1352,7 @@ not_int = st.one_of(
 not_float = st.sampled_from(["1.5", "", "x", [1.5], {}, b"1", object()])
 not_text = st.one_of(st.sampled_from([5, 1.5, True, ["t"], {}, b"t"]), bad_text)
 not_time = st.one_of(
-    st.sampled_from([None, 5, 1.5, b"2024", [T0], "", "yesterday", "2024-13-45", "\x00"]),
+    st.sampled_from([None, 5, 1.5, b"2024", [EXPORT_T0], "", "yesterday", "2024-13-45", "\x00"]),
     bad_text,
 )
 IMPORT_FIELDS: dict[str, dict[str, tuple[st.SearchStrategy[Any], bool]]] = {
@@ -1461,9 +1395,9 @@ IMPORT_FIELDS: dict[str, dict[str, tuple[st.SearchStrategy[Any], bool]]] = {
 @st.composite
 def import_cases(draw: st.DrawFn) -> Case:
     tid = draw(fresh_ids)
-    header = _import_header(tid)
-    messages = [_import_message(tid, s) for s in range(1, draw(st.integers(2, 4)) + 1)]
-    extras = [_import_summary(tid), _import_call(tid)]
+    header = export_header(tid)
+    messages = [export_message(tid, s) for s in range(1, draw(st.integers(2, 4)) + 1)]
+    extras = [export_summary(tid), export_call(tid)]
     kind = draw(
         st.sampled_from(
             ["records", "record", "header", "header", "message", "message", "summary", "call"]

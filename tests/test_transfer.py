@@ -7,76 +7,19 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from conftest import table_counts
+from conftest import export_call, export_header, export_message, export_summary, table_counts
 
 import contextkit
 from contextkit import ValidationError
 from contextkit.store.transfer import check, export_records, import_records
 
-T0 = "2024-05-01T12:00:00+00:00"
-
 
 def _records(tid: str = "imp") -> list[dict[str, Any]]:
-    header = {
-        "type": "thread",
-        "id": tid,
-        "owner": "importer",
-        "model": "deepseek-v4-flash",
-        "system": "Be brief.",
-        "max_context_tokens": 131_072,
-        "metadata": {"k": "v"},
-        "window_start": 3,
-        "created_at": T0,
-        "updated_at": T0,
-    }
-    messages = [
-        {
-            "type": "message",
-            "thread": tid,
-            "seq": seq,
-            "message": {"role": "user" if seq % 2 else "assistant", "content": f"m{seq}"},
-            "pinned": False,
-            "idempotency_key": f"k{seq}",
-            "created_at": T0,
-        }
-        for seq in range(1, 5)
-    ]
-    summary = {
-        "type": "summary",
-        "thread": tid,
-        "n": 1,
-        "from_seq": 1,
-        "upto_seq": 2,
-        "text": "- User: m1",
-        "token_count": 8,
-        "summarizer": "extractive",
-        "model": None,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "cost_usd": 0.0,
-        "created_at": T0,
-    }
-    call = {
-        "type": "call",
-        "thread": tid,
-        "n": 1,
-        "message_seq": 2,
-        "response_id": "r1",
-        "model": "deepseek-v4-flash",
-        "prompt_tokens": 10,
-        "completion_tokens": 2,
-        "reasoning_tokens": 0,
-        "cache_hit_tokens": 0,
-        "cache_miss_tokens": 10,
-        "predicted_prompt_tokens": 10,
-        "predicted_cache_hit_tokens": 0,
-        "structure": "s",
-        "cost_usd": 0.0001,
-        "latency_ms": 12.5,
-        "finish_reason": "stop",
-        "window_start": 1,
-        "created_at": T0,
-    }
+    header = {**export_header(tid), "system": "Be brief.", "metadata": {"k": "v"}}
+    header["window_start"] = 3
+    messages = [{**export_message(tid, s), "idempotency_key": f"k{s}"} for s in range(1, 5)]
+    summary = {**export_summary(tid), "upto_seq": 2}
+    call = {**export_call(tid), "cost_usd": 0.0001, "latency_ms": 12.5}
     return [header, *messages, summary, call]
 
 
