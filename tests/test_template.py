@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from contextkit.tokens.encoding import encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +29,7 @@ from contextkit.tokens import (
     sequence_overhead,
     tools_tokens,
 )
+from contextkit.tokens.encoding import encode
 from contextkit.tokens.template import REASONING_EFFORT_MAX, reasoning_effort_level
 
 Msg = dict[str, Any]
