@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import re
+import signal
 import socket
 import socketserver
 import sys
@@ -1033,9 +1034,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-key", default=None, help="require this bearer key")
     args = parser.parse_args(argv)
     encode("warm up")
-    with serve(args.host, args.port, api_key=args.api_key) as server, suppress(KeyboardInterrupt):
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with serve(args.host, args.port, api_key=args.api_key) as server:
         print(server.base_url, flush=True)
-        threading.Event().wait()
+        while not stop.wait(0.2):  # a timed wait: the handler runs between the waits
+            pass
     return 0
 
 
