@@ -78,9 +78,7 @@ WEIGHTS = {
 }
 QUOTA = {k: math.ceil(TOTAL * w / sum(WEIGHTS.values())) for k, w in WEIGHTS.items()}
 COLLECT = os.environ.get("CONTEXTKIT_FUZZ_COLLECT")
-"""A file: log violations there and keep going instead of failing (to survey new bugs)."""
-RUN: dict[str, Counter[str]] = {"sqlite": Counter(), "postgresql": Counter()}
-"""Examples actually run, per database and family (checked by `test_example_count`)."""
+"""A file that every violation is also appended to (a survey of new bugs)."""
 
 INVALID, READ, ANY = "invalid", "read", "any"
 FULL_EVERY = int(os.environ.get("CONTEXTKIT_FUZZ_FULL_EVERY", "25"))
@@ -1543,16 +1541,10 @@ def test_fuzz(database: Database, family: str) -> None:
             pytest.fail(f"{len(env.violations)} violation(s), first:\n{shown}", pytrace=False)
         assert env.examples >= QUOTA[family], env.report()
         assert transfer.check(env.store) == []
-        RUN[database.kind][family] = env.examples
     finally:
         env.close()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_example_count(kind: str) -> None:
-    """At least CONTEXTKIT_FUZZ_EXAMPLES inputs per database (when every family ran here)."""
+def test_quotas_add_up_to_the_example_count() -> None:
+    """Each family test asserts it ran its quota, so together they run at least TOTAL."""
     assert sum(QUOTA.values()) >= TOTAL
-    if set(RUN[kind]) != set(FAMILIES):
-        pytest.skip(f"not every {kind} family ran in this session: {dict(RUN[kind])}")
-    print(f"\n{kind}: {sum(RUN[kind].values())} fuzz examples {dict(RUN[kind])}")
-    assert sum(RUN[kind].values()) >= TOTAL
