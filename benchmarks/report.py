@@ -567,6 +567,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_build(doc: Doc, out: Path) -> Path:
     plt = _pyplot()
     sizes = sorted(doc["sizes"], key=int)
@@ -583,11 +590,7 @@ def plot_build(doc: Doc, out: Path) -> Path:
     ax.set_title(f"History → next prompt ({doc['budget']:,}-token budget)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "build_latency.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "build_latency.png")
 
 
 def plot_replay(doc: Doc, out: Path) -> Path:
@@ -616,11 +619,7 @@ def plot_replay(doc: Doc, out: Path) -> Path:
         ax.set_title(title)
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "replay_cost.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "replay_cost.png")
 
 
 def plot_policy(doc: Doc, out: Path) -> Path:
@@ -662,11 +661,7 @@ def plot_policy(doc: Doc, out: Path) -> Path:
                         bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0},
                     )
         fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    path = out / "policy_cost.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "policy_cost.png")
 
 
 # --- main ----------------------------------------------------------------------------------

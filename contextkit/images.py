@@ -185,17 +185,22 @@ _MIME_ALIASES = {
 
 
 def verify_image(
-    data: bytes, mime: str, limits: ImageLimits = DEFAULT_IMAGE_LIMITS
+    data: bytes,
+    mime: str,
+    limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+    *,
+    sha256: str | None = None,
 ) -> tuple[str, int, int]:
     """`(format, width, height)` of image bytes proven whole by a full decode.
 
     What a store keeps is replayed in every later prompt, so a truncated or corrupt body, a
     format outside `limits`, or bytes that are not the `mime` they are labelled as raise
     ImageError here rather than a 400 from the provider on every call after. A verified
-    image is remembered by content, so an image resent on every step is decoded once.
+    image is remembered by content (`sha256`, the hex digest of `data` if the caller has it),
+    so an image resent on every step is decoded once.
     """
     label = _MIME_ALIASES.get(mime.lower(), mime.lower())
-    key = (hashlib.sha256(data).hexdigest(), label, limits.formats)
+    key = (sha256 or hashlib.sha256(data).hexdigest(), label, limits.formats)
     with _VERIFIED_LOCK:
         found = _VERIFIED.get(key)
         if found is not None:

@@ -173,6 +173,7 @@ def record_call(
     finish, latency_ms, predicted_cache_hit_tokens = _call_fields(
         choice.get("finish_reason"), latency_ms, predicted_cache_hit_tokens
     )
+    from contextkit.store.thread import pending
     from contextkit.window import Prompt
 
     if prompt is not None and not isinstance(prompt, Prompt):
@@ -180,7 +181,7 @@ def record_call(
             f"prompt must be a Prompt from prepare(), got {type(prompt).__name__}"
         )
     prompt = prompt if prompt is not None else thread._last_prompt
-    pending = thread._prepare(message, response_id, False)
+    item = pending(message, response_id, False)
 
     def txn(conn: Connection) -> Recorded:
         if response_id is not None:
@@ -190,8 +191,8 @@ def record_call(
                 )
             ).first()
             if seen is not None:
-                return Recorded(thread._insert(conn, [pending])[0], usage, finish, seen.cost_usd)
-        stored = thread._insert(conn, [pending])[0]
+                return Recorded(thread._insert(conn, [item])[0], usage, finish, seen.cost_usd)
+        stored = thread._insert(conn, [item])[0]
         cost = None
         if usage is not None:
             cost = _insert_call(

@@ -408,7 +408,7 @@ def _live_weight(conn: Connection, row: RowMapping, start: int) -> int:
 
 def _smallest_tail(conn: Connection, row: RowMapping, start: int) -> int:
     """Weight of the shortest live tail a cut can leave: from the last boundary on."""
-    last = cut_point(conn, row, start, row["cum_weight"] + 1)
+    last = _last_boundary(conn, row, start)
     return _live_weight(conn, row, start if last is None else last)
 
 
@@ -433,8 +433,11 @@ def cut_point(
         seq = conn.execute(stmt.order_by(MessageRow.cum_before).limit(1)).scalar()
         if seq is not None:
             return int(seq)
-    if user_only:
-        return None
+    return None if user_only else _last_boundary(conn, row, start)
+
+
+def _last_boundary(conn: Connection, row: RowMapping, start: int) -> int | None:
+    """The last boundary at or after `start` (the smallest tail a cut can leave), or None."""
     last = conn.execute(
         select(MessageRow.seq)
         .where(MessageRow.thread_pk == row["pk"], _BOUNDARY)

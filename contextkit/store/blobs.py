@@ -58,8 +58,8 @@ def extract(
         mime, data = _split(url)
         if limits is None:
             raise ImageError("this thread's model takes no images")
-        _, width, height = verify_image(data, mime, limits)
         digest = hashlib.sha256(data).hexdigest()
+        _, width, height = verify_image(data, mime, limits, sha256=digest)
         blobs.append(
             {
                 "sha256": digest,

@@ -123,13 +123,13 @@ class Thread:
         messages stay in every prompt, right after the system prompt. Invalid input raises
         `ValidationError` and writes nothing.
         """
-        return self._write([self._prepare(message, idempotency_key, pinned)])[0]
+        return self._write([pending(message, idempotency_key, pinned)])[0]
 
     def extend(self, messages: Iterable[object]) -> list[Message]:
         """Append several messages in one transaction: all are stored, or none."""
         if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable):
             raise ValidationError(f"extend takes a list of messages, got {type(messages).__name__}")
-        return self._write([self._prepare(m, None, False) for m in messages])
+        return self._write([pending(m, None, False) for m in messages])
 
     def messages(
         self, *, after: int = 0, before: int | None = None, page_size: int = _PAGE
@@ -303,9 +303,6 @@ class Thread:
         if before is not None:
             stmt = stmt.where(MessageRow.seq < before)
         return [message_from_row(r) for r in blobs.fetch(conn, stmt)]
-
-    def _prepare(self, message: object, key: object, pinned: bool) -> _Pending:
-        return pending(message, key, pinned)
 
     def _write(self, items: list[_Pending]) -> list[Message]:
         if not items:
