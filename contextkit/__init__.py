@@ -5,27 +5,42 @@ message list an OpenAI-compatible chat API gets: within the token budget, with r
 replayed only where the provider requires it, and with cache-friendly stable prefixes.
 """
 
-from contextkit.compaction import (
-    CompactionPolicy,
-    ExtractiveSummarizer,
-    LLMSummarizer,
-    Summarizer,
-    Summary,
+from contextkit._sdk import Usage
+from contextkit.conversation import (
+    AsyncConversation,
+    AsyncReplyStream,
+    Conversation,
+    Delta,
+    Reply,
+    ReplyStream,
+    tool_schema,
 )
-from contextkit.conversation import AsyncConversation, Conversation, Reply, tool_schema
 from contextkit.errors import (
     CompactionWarning,
     ContextKitError,
     ContextOverflowError,
     ImageError,
+    LengthWarning,
     NotFound,
+    NotFoundError,
     PermissionDenied,
+    PermissionDeniedError,
     StoreError,
     UnknownModelError,
     ValidationError,
 )
 from contextkit.models import ModelSpec, Prices, get_model, known_models, register_model
-from contextkit.store import Store, Thread, open
+from contextkit.policy import CompactionPolicy
+from contextkit.prompt import Prompt
+from contextkit.store import Store, open
+from contextkit.summarizers import (
+    ExtractiveSummarizer,
+    LLMSummarizer,
+    Summarizer,
+    Summary,
+    SummaryResult,
+)
+from contextkit.thread import Thread
 from contextkit.tokens import Calibration, count_messages, count_tokens, image_tokens
 from contextkit.types import (
     FunctionCall,
@@ -36,38 +51,47 @@ from contextkit.types import (
     ThreadInfo,
     ToolCall,
 )
-from contextkit.window import Prompt
+from contextkit.usage import Stats
 
 __all__ = [
     "AsyncConversation",
+    "AsyncReplyStream",
     "Calibration",
     "CompactionPolicy",
     "CompactionWarning",
     "ContextKitError",
     "ContextOverflowError",
     "Conversation",
+    "Delta",
     "ExtractiveSummarizer",
     "FunctionCall",
     "ImageError",
     "ImagePart",
     "LLMSummarizer",
+    "LengthWarning",
     "Message",
     "ModelSpec",
     "NotFound",
+    "NotFoundError",
     "PermissionDenied",
+    "PermissionDeniedError",
     "Prices",
     "Prompt",
     "Reply",
+    "ReplyStream",
     "Role",
+    "Stats",
     "Store",
     "StoreError",
     "Summarizer",
     "Summary",
+    "SummaryResult",
     "TextPart",
     "Thread",
     "ThreadInfo",
     "ToolCall",
     "UnknownModelError",
+    "Usage",
     "ValidationError",
     "count_messages",
     "count_tokens",

@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
+from contextkit.db import engine as db
+from contextkit.db import migrate, transfer
 from contextkit.errors import ContextKitError, NotFound
-from contextkit.store import engine as db
-from contextkit.store import migrate
 
 __all__ = ["main"]
 
@@ -360,21 +360,20 @@ def export_cmd(
     obj: _Ctx, thread_ids: tuple[str, ...], everything: bool, output: Path | None
 ) -> None:
     """Write threads as JSON lines (to stdout, or -o FILE): lossless, re-importable."""
-    from contextkit.store.transfer import export_records, export_thread, to_line
 
     if not thread_ids and not everything:
         raise click.UsageError("name threads to export, or pass --all")
 
     def records() -> Iterator[dict[str, Any]]:
         if everything:
-            yield from export_records(obj.store)
+            yield from obj.store.export_records()
         for thread_id in thread_ids:
-            yield from export_thread(obj.thread(thread_id))
+            yield from transfer.export_thread(obj.thread(thread_id).ref)
 
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         for record in records():
-            out.write(to_line(record))
+            out.write(transfer.to_line(record))
     finally:
         if output:
             out.close()
@@ -388,8 +387,6 @@ def import_cmd(obj: _Ctx, path: Path) -> None:
     from rich.console import Console
     from rich.progress import Progress
 
-    from contextkit.store.transfer import import_records, read_jsonl
-
     size = path.stat().st_size
     with (
         path.open("r", encoding="utf-8") as f,
@@ -402,7 +399,7 @@ def import_cmd(obj: _Ctx, path: Path) -> None:
                 progress.advance(task, len(line.encode()))
                 yield line
 
-        imported = import_records(obj.store, read_jsonl(lines()))
+        imported = obj.store.import_records(transfer.read_jsonl(lines()))
     click.echo(f"imported {len(imported)} thread(s)")
 
 
@@ -449,11 +446,10 @@ def db_current(url: str | None) -> None:
 @click.pass_obj
 def db_check(obj: _Ctx, url: str | None, as_json: bool) -> None:
     """Check integrity: contiguous seqs, token totals, summaries, pending tool calls."""
-    from contextkit.store.transfer import check
 
     if url:
         obj.url = url
-    problems = check(obj.store)
+    problems = obj.store.check()
     if as_json:
         _emit_json({"ok": not problems, "problems": problems})
     elif problems:

@@ -70,7 +70,9 @@ def run_demo(
     import openai
 
     import contextkit
-    from contextkit.testing.server import Reply, ToolCall, serve
+    from contextkit.testing.server import ScriptedReply as Reply
+    from contextkit.testing.server import ScriptedToolCall as ToolCall
+    from contextkit.testing.server import serve
 
     if url is None:
         url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='contextkit-demo-')) / 'demo.db'}"

@@ -7,11 +7,15 @@ so callers can catch one type; each message says what was wrong and what to do a
 from __future__ import annotations
 
 __all__ = [
+    "CompactionWarning",
     "ContextKitError",
     "ContextOverflowError",
     "ImageError",
+    "LengthWarning",
     "NotFound",
+    "NotFoundError",
     "PermissionDenied",
+    "PermissionDeniedError",
     "StoreError",
     "UnknownModelError",
     "ValidationError",
@@ -41,8 +45,12 @@ class ContextOverflowError(ContextKitError):
         self.budget = budget
 
 
-class PermissionDenied(ContextKitError):
+class PermissionDeniedError(ContextKitError):
     """The thread belongs to another owner."""
+
+
+PermissionDenied = PermissionDeniedError
+"""Kept for one release: the old name of `PermissionDeniedError`."""
 
 
 class ImageError(ContextKitError, ValueError):
@@ -56,8 +64,12 @@ class UnknownModelError(ContextKitError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class NotFound(ContextKitError, LookupError):
+class NotFoundError(ContextKitError, LookupError):
     """The thread or message does not exist (or was deleted)."""
+
+
+NotFound = NotFoundError
+"""Kept for one release: the old name of `NotFoundError`."""
 
 
 class StoreError(ContextKitError):
@@ -66,3 +78,7 @@ class StoreError(ContextKitError):
 
 class CompactionWarning(UserWarning):
     """A compaction failed; the thread is unchanged and the prompt fell back to the cut point."""
+
+
+class LengthWarning(UserWarning):
+    """A reply stopped at `max_tokens` (finish_reason "length"): it is cut short."""

@@ -12,7 +12,6 @@ the API. `aliased_from` records the id that was asked for.
 
 from __future__ import annotations
 
-import math
 import threading
 import warnings
 from collections.abc import Iterable
@@ -21,16 +20,12 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
-from contextkit._validators import at_least, is_bool
+from contextkit._validators import at_least, is_bool, non_negative_number
 from contextkit.errors import UnknownModelError, ValidationError
-from contextkit.tokens.images import DEFAULT_IMAGE_LIMITS, ImageLimits
-from contextkit.tokens.template import (
-    ChatTemplate,
-    DeepSeekV4Template,
-    OpenAIChatTemplate,
-    ReasoningReplay,
-    Tokenizer,
-)
+from contextkit.tokens.chat import ChatTemplate, ReasoningReplay, Tokenizer
+from contextkit.tokens.deepseek_v4 import DeepSeekV4Template
+from contextkit.tokens.image_tokens import DEFAULT_IMAGE_LIMITS, ImageLimits
+from contextkit.tokens.openai_chat import OpenAIChatTemplate
 
 __all__ = [
     "ChatTemplate",
@@ -46,16 +41,13 @@ __all__ = [
     "get_model",
     "known_models",
     "register_model",
+    "spec_for",
 ]
 
 _PER = 1_000_000
 
 
-def _price(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValidationError(f"{attribute.name} must be a number, got {value!r:.40}")
-    if not math.isfinite(value) or value < 0:
-        raise ValidationError(f"{attribute.name} must be a finite price >= 0, got {value!r}")
+_price = non_negative_number("price")
 
 
 @frozen(kw_only=True)
@@ -253,6 +245,13 @@ def get_model(name: str) -> ModelSpec:
     if alias.thinking is not None:
         changes["thinking_default"] = alias.thinking
     return attrs.evolve(spec, **changes)
+
+
+def spec_for(model: str) -> ModelSpec:
+    """The spec of a stored thread's model (retired ids resolve without a second warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return get_model(model)
 
 
 def register_model(

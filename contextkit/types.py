@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeAlias
 
 from attrs import field, frozen
 
+from contextkit._sdk import as_mapping
 from contextkit.errors import ValidationError
 
 __all__ = [
@@ -285,17 +286,13 @@ _KNOWN_KEYS = frozenset(
 
 
 def _as_mapping(message: object) -> Mapping[str, Any]:
-    if isinstance(message, Mapping):
-        return message
-    dump = getattr(message, "model_dump", None)
-    if callable(dump):  # openai SDK (pydantic) objects; DeepSeek's extra fields included
-        dumped = dump(exclude_none=False, mode="python")
-        if isinstance(dumped, Mapping):
-            return dumped
-    raise ValidationError(
-        f"a message must be an OpenAI-format dict or an openai SDK message object, "
-        f"got {type(message).__name__}"
-    )
+    try:
+        return as_mapping(message, "message")
+    except ValidationError:
+        raise ValidationError(
+            f"a message must be an OpenAI-format dict or an openai SDK message object, "
+            f"got {type(message).__name__}"
+        ) from None
 
 
 def _fields_from_openai(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,61 +10,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
-from sqlalchemy import Connection, func, insert, select, update
 
+from contextkit._sdk import MAX_TOKENS, Usage, as_mapping
 from contextkit._validators import check_int
+from contextkit.db import calls, messages, summaries, threads
+from contextkit.db import engine as db
+from contextkit.db.engine import Connection
+from contextkit.db.threads import ThreadRef
 from contextkit.errors import ValidationError
-from contextkit.store import engine as db
-from contextkit.store.ledger import spec_for
-from contextkit.store.schema import CalibrationRow, CallRow, SummaryRow, ThreadRow, utcnow
+from contextkit.models import spec_for
+from contextkit.prompt import Prompt
 from contextkit.types import Message, Role, check_text
 
-if TYPE_CHECKING:
-    from contextkit.store.thread import Thread
-    from contextkit.window import Prompt
-
-__all__ = ["Recorded", "Stats", "Usage", "record", "record_call", "stats"]
-
-
-@frozen(kw_only=True)
-class Usage:
-    """Token usage one response reports (DeepSeek and OpenAI field names both understood)."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    cache_hit_tokens: int = 0
-    cache_miss_tokens: int = 0
-    reasoning_tokens: int = 0
-
-    @classmethod
-    def parse(cls, usage: object) -> Usage:
-        data = _mapping(usage, "usage")
-        prompt = _int(data, "prompt_tokens")
-        completion = _int(data, "completion_tokens")
-        hit = data.get("prompt_cache_hit_tokens")
-        if hit is None:
-            details = data.get("prompt_tokens_details") or {}
-            hit = _mapping(details, "prompt_tokens_details").get("cached_tokens") or 0
-        hit = check_int(hit, "usage cache hit tokens", 0, _MAX_TOKENS)
-        miss = data.get("prompt_cache_miss_tokens")
-        if miss is None:
-            miss = prompt - hit
-        miss = check_int(miss, "usage cache miss tokens", 0, _MAX_TOKENS)
-        details = _mapping(data.get("completion_tokens_details") or {}, "details")
-        reasoning = check_int(
-            details.get("reasoning_tokens") or 0, "usage reasoning tokens", 0, _MAX_TOKENS
-        )
-        return cls(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cache_hit_tokens=hit,
-            cache_miss_tokens=miss,
-            reasoning_tokens=reasoning,
-        )
+__all__ = ["Recorded", "Stats", "Usage", "now_ms", "record", "record_call", "stats"]
 
 
 @frozen
@@ -104,25 +64,6 @@ class Stats:
         return self.cache_hit_tokens / total if total else 0.0
 
 
-def _mapping(value: object, what: str) -> Mapping[str, Any]:
-    if isinstance(value, Mapping):
-        return value
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        data = dump()
-        if isinstance(data, Mapping):
-            return data
-    raise ValidationError(f"{what} must be a mapping or an SDK object, got {type(value).__name__}")
-
-
-def _int(data: Mapping[str, Any], key: str) -> int:
-    return check_int(data.get(key), f"usage.{key}", 0, _MAX_TOKENS)
-
-
-_MAX_TOKENS = 2**53
-"""Far above any real count, and safely inside every database's 64-bit integers."""
-
-
 def _call_fields(
     finish: object, latency_ms: object, predicted: object
 ) -> tuple[str | None, float | None, int | None]:
@@ -139,7 +80,7 @@ def _call_fields(
     ):
         raise ValidationError(f"latency_ms must be a non-negative number, got {latency_ms!r:.40}")
     if predicted is not None:
-        check_int(predicted, "predicted_cache_hit_tokens", 0, _MAX_TOKENS)
+        check_int(predicted, "predicted_cache_hit_tokens", 0, MAX_TOKENS)
     return (
         finish,
         None if latency_ms is None else float(latency_ms),
@@ -148,19 +89,23 @@ def _call_fields(
 
 
 def record_call(
-    thread: Thread,
+    ref: ThreadRef,
     response: object,
     *,
     prompt: Prompt | None = None,
     latency_ms: float | None = None,
     predicted_cache_hit_tokens: int | None = None,
 ) -> Recorded:
-    """`record`, also returning the parsed usage, finish reason and cost it stored."""
-    data = _mapping(response, "response")
+    """Store a chat completion's assistant message and its usage; returns what was stored.
+
+    `response` is a `ChatCompletion` or its dict; `prompt` supplies the prediction to compare
+    with and calibrate from.
+    """
+    data = as_mapping(response, "response")
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices:
         raise ValidationError("response has no choices; nothing to record")
-    choice = _mapping(choices[0], "choice")
+    choice = as_mapping(choices[0], "choice")
     message = Message.parse(choice.get("message"))
     if message.role is not Role.ASSISTANT:
         raise ValidationError(
@@ -173,59 +118,66 @@ def record_call(
     finish, latency_ms, predicted_cache_hit_tokens = _call_fields(
         choice.get("finish_reason"), latency_ms, predicted_cache_hit_tokens
     )
-    from contextkit.store.thread import pending
-    from contextkit.window import Prompt
-
     if prompt is not None and not isinstance(prompt, Prompt):
         raise ValidationError(
             f"prompt must be a Prompt from prepare(), got {type(prompt).__name__}"
         )
-    prompt = prompt if prompt is not None else thread._last_prompt
-    item = pending(message, response_id, False)
+    item = messages.pending(message, response_id, False)
 
     def txn(conn: Connection) -> Recorded:
+        state = threads.locked(conn, ref)
         if response_id is not None:
-            seen = conn.execute(
-                select(CallRow.message_seq, CallRow.cost_usd).where(
-                    CallRow.thread_pk == thread._pk, CallRow.response_id == response_id
-                )
-            ).first()
+            seen = calls.find_response(conn, ref.pk, response_id)
             if seen is not None:
-                return Recorded(thread._insert(conn, [item])[0], usage, finish, seen.cost_usd)
-        stored = thread._insert(conn, [item])[0]
+                stored = messages.insert_messages(conn, state, [item])[0]
+                return Recorded(stored, usage, finish, seen.cost_usd)
+        stored = messages.insert_messages(conn, state, [item])[0]
         cost = None
         if usage is not None:
-            cost = _insert_call(
-                conn,
-                thread,
-                stored,
-                usage,
-                response_id,
-                prompt,
-                latency_ms,
-                finish,
-                predicted_cache_hit_tokens,
+            spec = spec_for(state.model)
+            cost = spec.cost(
+                usage.cache_hit_tokens, usage.cache_miss_tokens, usage.completion_tokens
             )
+            calls.add_call(
+                conn,
+                ref.pk,
+                {
+                    "message_seq": stored.seq,
+                    "response_id": response_id,
+                    "model": spec.name,
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "reasoning_tokens": usage.reasoning_tokens,
+                    "cache_hit_tokens": usage.cache_hit_tokens,
+                    "cache_miss_tokens": usage.cache_miss_tokens,
+                    "predicted_prompt_tokens": prompt.prompt_tokens if prompt else None,
+                    "predicted_cache_hit_tokens": predicted_cache_hit_tokens,
+                    "structure": prompt.structure if prompt else None,
+                    "cost_usd": cost,
+                    "latency_ms": latency_ms,
+                    "finish_reason": finish,
+                    "window_start": prompt.window_start if prompt else None,
+                },
+            )
+            if prompt is not None and prompt.model == spec.name:
+                delta = usage.prompt_tokens - prompt.prompt_tokens
+                calls.calibrate(conn, spec.name, prompt.structure, delta)
         return Recorded(stored, usage, finish, cost)
 
-    return db.write(thread.store.engine, txn)
+    return db.write(ref.engine, txn)
 
 
 def record(
-    thread: Thread,
+    ref: ThreadRef,
     response: object,
     *,
     prompt: Prompt | None = None,
     latency_ms: float | None = None,
     predicted_cache_hit_tokens: int | None = None,
 ) -> Message:
-    """Store a chat completion's assistant message and its usage; returns the message.
-
-    `response` is a `ChatCompletion` or its dict. `prompt` (default: the thread handle's last
-    `prepare()`) supplies the prediction to compare with and calibrate from.
-    """
+    """`record_call`, returning just the stored assistant message."""
     return record_call(
-        thread,
+        ref,
         response,
         prompt=prompt,
         latency_ms=latency_ms,
@@ -233,108 +185,31 @@ def record(
     ).message
 
 
-def _insert_call(
-    conn: Connection,
-    thread: Thread,
-    stored: Message,
-    usage: Usage,
-    response_id: str | None,
-    prompt: Prompt | None,
-    latency_ms: float | None,
-    finish: object,
-    predicted_hits: int | None,
-) -> float | None:
-    """Insert the call row (and update calibration); returns the call's cost."""
-    row = conn.execute(
-        select(ThreadRow.call_count, ThreadRow.model).where(ThreadRow.pk == thread._pk)
-    ).one()
-    spec = spec_for(row.model)
-    n = row.call_count + 1
-    cost = spec.cost(usage.cache_hit_tokens, usage.cache_miss_tokens, usage.completion_tokens)
-    conn.execute(
-        insert(CallRow).values(
-            thread_pk=thread._pk,
-            n=n,
-            message_seq=stored.seq,
-            response_id=response_id,
-            model=spec.name,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cache_hit_tokens=usage.cache_hit_tokens,
-            cache_miss_tokens=usage.cache_miss_tokens,
-            predicted_prompt_tokens=prompt.prompt_tokens if prompt else None,
-            predicted_cache_hit_tokens=predicted_hits,
-            structure=prompt.structure if prompt else None,
-            cost_usd=cost,
-            latency_ms=latency_ms,
-            finish_reason=finish if isinstance(finish, str) else None,
-            window_start=prompt.window_start if prompt else None,
-            created_at=utcnow(),
-        )
-    )
-    conn.execute(update(ThreadRow).where(ThreadRow.pk == thread._pk).values(call_count=n))
-    if prompt is not None and prompt.model == spec.name:
-        _calibrate(conn, spec.name, prompt.structure, usage.prompt_tokens - prompt.prompt_tokens)
-    return cost
-
-
-def _calibrate(conn: Connection, model: str, structure: str, delta: int) -> None:
-    key = (CalibrationRow.model == model, CalibrationRow.structure == structure)
-    updated = conn.execute(
-        update(CalibrationRow)
-        .where(*key)
-        .values(delta=delta, observations=CalibrationRow.observations + 1, updated_at=utcnow())
-    )
-    if updated.rowcount == 0:
-        conn.execute(
-            insert(CalibrationRow).values(
-                model=model, structure=structure, delta=delta, observations=1, updated_at=utcnow()
-            )
-        )
-
-
-def stats(thread: Thread) -> Stats:
+def stats(ref: ThreadRef) -> Stats:
     """Messages, tokens, calls, cache hits and cost of a thread, from two aggregate queries."""
 
     def read(conn: Connection) -> Stats:
-        info = thread._locked_row(conn)
-        agg: Any = conn.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(CallRow.prompt_tokens), 0),
-                func.coalesce(func.sum(CallRow.completion_tokens), 0),
-                func.coalesce(func.sum(CallRow.reasoning_tokens), 0),
-                func.coalesce(func.sum(CallRow.cache_hit_tokens), 0),
-                func.coalesce(func.sum(CallRow.cache_miss_tokens), 0),
-                func.coalesce(func.sum(CallRow.predicted_prompt_tokens), 0),
-                func.coalesce(func.sum(CallRow.predicted_cache_hit_tokens), 0),
-                func.coalesce(func.sum(CallRow.cost_usd), 0.0),
-            ).where(CallRow.thread_pk == thread._pk)
-        ).one()
-        summary_cost: Any = conn.execute(
-            select(func.coalesce(func.sum(SummaryRow.cost_usd), 0.0)).where(
-                SummaryRow.thread_pk == thread._pk
-            )
-        ).scalar_one()
+        state = threads.locked(conn, ref)
+        agg = calls.totals(conn, ref.pk)
+        summary_cost = summaries.total_cost(conn, ref.pk)
         return Stats(
-            messages=info["last_seq"],
-            tokens=info["total_tokens"],
-            window_start=info["window_start"],
-            calls=agg[0],
-            prompt_tokens=int(agg[1]),
-            completion_tokens=int(agg[2]),
-            reasoning_tokens=int(agg[3]),
-            cache_hit_tokens=int(agg[4]),
-            cache_miss_tokens=int(agg[5]),
-            predicted_prompt_tokens=int(agg[6]),
-            predicted_cache_hit_tokens=int(agg[7]),
-            cost_usd=float(agg[8]) + float(summary_cost),
-            compactions=info["summary_n"],
-            summarizer_cost_usd=float(summary_cost),
+            messages=state.last_seq,
+            tokens=state.total_tokens,
+            window_start=state.window_start,
+            calls=agg.calls,
+            prompt_tokens=agg.prompt_tokens,
+            completion_tokens=agg.completion_tokens,
+            reasoning_tokens=agg.reasoning_tokens,
+            cache_hit_tokens=agg.cache_hit_tokens,
+            cache_miss_tokens=agg.cache_miss_tokens,
+            predicted_prompt_tokens=agg.predicted_prompt_tokens,
+            predicted_cache_hit_tokens=agg.predicted_cache_hit_tokens,
+            cost_usd=agg.cost_usd + summary_cost,
+            compactions=state.summary_n,
+            summarizer_cost_usd=summary_cost,
         )
 
-    return db.read(thread.store.engine, read)
+    return db.read(ref.engine, read)
 
 
 def now_ms() -> float:

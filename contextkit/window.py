@@ -7,6 +7,9 @@ two moves each prompt starts with the byte-identical previous one and the provid
 cache keeps hitting. Each message is sent in the replay form fixed when it was written
 (`reasoning_content` only on turns that made tool calls). Cost is O(live window): stored
 per-message counts and cumulative weights find the cut with one indexed query.
+
+The decisions (`fixed_weight`, `cut_threshold`, `layout`, `assemble`) are pure functions of
+a `Snapshot`; `prepare` only reads snapshots, compacts and stores a moved cut point.
 """
 
 from __future__ import annotations
@@ -14,19 +17,18 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from attrs import field, frozen
-from sqlalchemy import ColumnClause, Connection, RowMapping, literal_column, select, update
+from attrs import frozen
 
 from contextkit._validators import check_fraction
-from contextkit.compaction import (
-    CompactionPolicy,
-    Summarizer,
-    Summary,
-    compact,
-    latest_summary,
-)
+from contextkit.accounting import PAD
+from contextkit.compaction import compact
+from contextkit.counting import message_shape, message_tokens, sequence_overhead, tools_tokens
+from contextkit.db import blobs, calls, cut, summaries, threads
+from contextkit.db import engine as db
+from contextkit.db.cut import Replayed
+from contextkit.db.threads import ThreadRef, ThreadState
 from contextkit.errors import (
     CompactionWarning,
     ContextOverflowError,
@@ -34,108 +36,108 @@ from contextkit.errors import (
     PermissionDenied,
     ValidationError,
 )
-from contextkit.models import ModelSpec
-from contextkit.store import blobs, ledger
-from contextkit.store import engine as db
-from contextkit.store.codec import MESSAGE_COLUMNS, message_from_row
-from contextkit.store.schema import CalibrationRow, MessageRow, ThreadRow, ToolCallRow
-from contextkit.tokens.template import (
-    MessageShape,
-    Tools,
-    message_shape,
-    message_tokens,
-    prompt_structure,
-    reasoning_effort_level,
-    sequence_overhead,
-    tools_tokens,
-)
+from contextkit.models import ModelSpec, spec_for
+from contextkit.policy import LOW_WATER, CompactionPolicy
+from contextkit.prompt import Prompt
+from contextkit.summarizers import Summarizer, Summary
+from contextkit.tokens.calibration import prompt_structure
+from contextkit.tokens.chat import MessageShape, Tools, reasoning_effort_level
 from contextkit.types import Message, Role
 
-if TYPE_CHECKING:
-    from contextkit.store.thread import Thread
-
-__all__ = ["LOW_WATER", "Prompt", "prepare"]
-
-LOW_WATER = 0.6
-"""When the window must shrink, the live part drops to this share of the budget."""
-
-_PINNED: ColumnClause[bool] = literal_column("messages.pinned")
-_BOUNDARY: ColumnClause[bool] = literal_column("messages.boundary")
-"""Bare column predicates, written exactly as the partial indexes' WHERE so both databases
-use those indexes (SQLAlchemy would render `pinned = 1` on SQLite, which does not match)."""
-
-_COLUMNS = [
-    *(getattr(MessageRow, c) for c in MESSAGE_COLUMNS),
-    MessageRow.reasoning_kept,
-    MessageRow.lead,
+__all__ = [
+    "LOW_WATER",
+    "Prompt",
+    "Request",
+    "Snapshot",
+    "assemble",
+    "cut_threshold",
+    "fixed_weight",
+    "head_without_calls",
+    "layout",
+    "prepare",
 ]
 
 
 @frozen
-class Prompt:
-    """One call's prompt: the messages to send and what contextkit knows about them.
+class Request:
+    """What the caller asked for, checked: the parts of the prompt that are not stored."""
 
-    `prompt_tokens` is the exact count for the model's chat template; `calibrated_tokens`
-    adds the last gap the provider reported for prompts of the same `structure`.
-    """
-
-    messages: tuple[dict[str, Any], ...]
-    model: str
-    api_model: str
+    spec: ModelSpec
     max_tokens: int
-    budget: int
-    prompt_tokens: int
-    calibrated_tokens: int
-    structure: str
     thinking: bool
+    effort: str | None
     reasoning_effort: str | None
-    window_start: int
-    moved: bool
-    seqs: tuple[int | None, ...]
-    """The stored seq of each message (None for system prompt, summary and extra)."""
-    last_seq: int
-    sections: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
-    """How many of `messages` are system prompt, pinned, summary, live window, extra."""
-    tools: Tools | None = field(default=None, eq=False)
+    tools: Tools | None
+    tool_tokens: int
+    extras: tuple[Message, ...]
+    extra_forms: tuple[dict[str, Any], ...]
+    extra_tokens: tuple[int, ...]
+    extra_shapes: tuple[MessageShape, ...]
+    low_water: float
 
-    def to_list(self) -> list[dict[str, Any]]:
-        """Fresh dicts for `client.chat.completions.create(messages=...)`."""
-        return [_copy(m) for m in self.messages]
+    @classmethod
+    def create(
+        cls,
+        spec: ModelSpec,
+        max_tokens: object,
+        extra: object,
+        tools: Tools | None,
+        thinking: bool | None,
+        reasoning_effort: str | None,
+        low_water: float,
+    ) -> Request:
+        """Check the caller's options and count what is not stored (extra, tools)."""
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ValidationError(f"max_tokens must be a positive int, got {max_tokens!r:.40}")
+        if max_tokens > spec.max_output_tokens:
+            raise ValidationError(
+                f"max_tokens {max_tokens:,} exceeds {spec.name}'s output limit "
+                f"({spec.max_output_tokens:,})"
+            )
+        mode = spec.thinking_default if thinking is None else bool(thinking)
+        effort = reasoning_effort_level(reasoning_effort)
+        extras = _extra_messages(extra)
+        forms = [m.to_openai(reasoning=False) for m in extras]
+        counts = [message_tokens(f, spec, thinking=mode) for f in forms]
+        for form in forms:
+            if isinstance(form.get("content"), list):
+                blobs.extract(form["content"], spec.image_limits)  # corrupt images: ImageError
+        shapes = [message_shape(f, spec, thinking=mode) for f in forms]
+        return cls(
+            spec=spec,
+            max_tokens=max_tokens,
+            thinking=mode,
+            effort=effort,
+            reasoning_effort=reasoning_effort,
+            tools=tools,
+            tool_tokens=tools_tokens(tools, spec),
+            extras=tuple(extras),
+            extra_forms=tuple(forms),
+            extra_tokens=tuple(counts),
+            extra_shapes=tuple(shapes),
+            low_water=low_water,
+        )
 
-    def to_anthropic(self) -> dict[str, Any]:
-        """The same window as Anthropic Messages API input (see `contextkit.anthropic`)."""
-        from contextkit.anthropic import to_anthropic
-
-        return to_anthropic(self)
-
-    def request(self) -> dict[str, Any]:
-        """Keyword arguments for `client.chat.completions.create`."""
-        kwargs: dict[str, Any] = {
-            "model": self.api_model,
-            "messages": self.to_list(),
-            "max_tokens": self.max_tokens,
-        }
-        if self.tools:
-            kwargs["tools"] = list(self.tools)
-        if self.reasoning_effort is not None:
-            kwargs["reasoning_effort"] = self.reasoning_effort
-        kwargs["extra_body"] = {"thinking": {"type": "enabled" if self.thinking else "disabled"}}
-        return kwargs
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
+    @property
+    def extra_weight(self) -> int:
+        """Window weight of everything but stored messages: extra, template overhead."""
+        base = sequence_overhead(
+            [],
+            self.spec,
+            tools_tokens=self.tool_tokens,
+            thinking=self.thinking,
+            reasoning_effort=self.reasoning_effort,
+        )
+        return sum(self.extra_tokens) + PAD * len(self.extras) + base + 2
 
 
 @frozen
-class _Snapshot:
-    thread: RowMapping
-    pinned: tuple[tuple[Message, bool, str | None], ...]
-    live: tuple[tuple[Message, bool, str | None], ...]
+class Snapshot:
+    """One consistent read of what a prompt is made of (a read transaction's view)."""
+
+    thread: ThreadState
+    pinned: tuple[Replayed, ...]
+    live: tuple[Replayed, ...]
     window_start: int
     moved: bool
     correction: int
@@ -146,9 +148,11 @@ class _Snapshot:
 
 
 def prepare(
-    thread: Thread,
+    ref: ThreadRef,
     *,
+    model: str,
     max_tokens: int,
+    defaults: tuple[CompactionPolicy, Summarizer],
     extra: object = None,
     tools: Tools | None = None,
     thinking: bool | None = None,
@@ -159,16 +163,14 @@ def prepare(
 ) -> Prompt:
     """Assemble the prompt for the next call (see the module docstring for the rules).
 
-    Compacts first when the prompt would pass the policy's high-water mark (the store's
-    policy and summarizer unless given; `CompactionPolicy(enabled=False)` turns it off). If
-    the summarizer fails, the thread stays as it was and the cut point keeps the prompt
-    within budget, with a `CompactionWarning`.
+    Compacts first when the prompt would pass the policy's high-water mark (`defaults`, the
+    store's policy and summarizer, unless given; `CompactionPolicy(enabled=False)` turns it
+    off). If the summarizer fails, the thread stays as it was and the cut point keeps the
+    prompt within budget, with a `CompactionWarning`.
 
     Raises `ContextOverflowError` when even the newest turn cannot fit beside the fixed part
     and `max_tokens`, and `ValidationError` when a tool call still waits for its result.
     """
-    from contextkit.store.ledger import spec_for
-
     low_water = check_fraction(low_water, "low_water")
     if compaction is not None and not isinstance(compaction, CompactionPolicy):
         raise ValidationError(
@@ -179,98 +181,40 @@ def prepare(
             "summarizer must have a summarize(messages, ...) method, got "
             f"{type(summarizer).__name__}"
         )
-    spec = spec_for(thread.model)
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise ValidationError(f"max_tokens must be a positive int, got {max_tokens!r:.40}")
-    if max_tokens > spec.max_output_tokens:
-        raise ValidationError(
-            f"max_tokens {max_tokens:,} exceeds {spec.name}'s output limit "
-            f"({spec.max_output_tokens:,})"
-        )
-    thinking = spec.thinking_default if thinking is None else bool(thinking)
-    effort = reasoning_effort_level(reasoning_effort)
-    extras = _extra_messages(extra)
-    extra_forms = [m.to_openai(reasoning=False) for m in extras]
-    extra_tokens = [message_tokens(f, spec, thinking=thinking) for f in extra_forms]
-    for form in extra_forms:
-        if isinstance(form.get("content"), list):
-            blobs.extract(form["content"], spec.image_limits)  # corrupt images: ImageError
-    extra_shapes = [message_shape(f, spec, thinking=thinking) for f in extra_forms]
-    tool_tokens = tools_tokens(tools, spec)
-    base = sequence_overhead(
-        [], spec, tools_tokens=tool_tokens, thinking=thinking, reasoning_effort=reasoning_effort
+    request = Request.create(
+        spec_for(model), max_tokens, extra, tools, thinking, reasoning_effort, low_water
     )
-    fixed_extra = sum(extra_tokens) + ledger.PAD * len(extras) + base + 2
-    policy = compaction if compaction is not None else thread.store.compaction
+    policy = compaction if compaction is not None else defaults[0]
     attempted = not policy.enabled
     compacted = False
+    extra_weight = request.extra_weight
     for _ in range(5):
         snap = db.read(
-            thread.store.engine,
+            ref.engine,
             partial(
-                _snapshot,
-                thread=thread,
-                spec=spec,
-                max_tokens=max_tokens,
-                fixed_extra=fixed_extra,
-                low_water=low_water,
-                thinking=thinking,
-                effort=effort,
-                tools=bool(tools),
-                extra_roles=tuple(m.role.value for m in extras),
+                read_snapshot,
+                ref=ref,
+                request=request,
+                extra_weight=extra_weight,
                 allow_cut=attempted,
                 compact_at=None if attempted else policy.high_water,
             ),
         )
-        budget = snap.thread["max_context_tokens"] - max_tokens
+        budget = snap.thread.max_context_tokens - max_tokens
         if not attempted:
             attempted = True
             if snap.pressure > policy.high_water * budget:
                 if snap.compactable:
-                    compacted = _compact(thread, summarizer, policy, max_tokens)
+                    compacted = _compact(ref, summarizer or defaults[1], policy, max_tokens)
                 continue
-        forms, counts, shapes, seqs = _layout(snap, spec, thinking)
-        forms += extra_forms
-        counts += extra_tokens
-        shapes += extra_shapes
-        total = sum(counts) + sequence_overhead(
-            shapes,
-            spec,
-            tools_tokens=tool_tokens,
-            thinking=thinking,
-            reasoning_effort=reasoning_effort,
-        )
-        calibrated = total + max(snap.correction, 0)
-        if calibrated <= budget:
+        prompt, calibrated = assemble(snap, request, compacted=compacted)
+        if prompt is not None:
             if snap.moved:
-                _store_cut(thread, snap.window_start)
-            return Prompt(
-                messages=tuple(forms),
-                model=spec.name,
-                api_model=spec.api_model,
-                max_tokens=max_tokens,
-                budget=budget,
-                prompt_tokens=total,
-                calibrated_tokens=calibrated,
-                structure=snap.structure,
-                thinking=thinking,
-                reasoning_effort=effort,
-                window_start=snap.window_start,
-                moved=snap.moved or compacted,
-                seqs=tuple(seqs),
-                last_seq=snap.thread["last_seq"],
-                sections=(
-                    1 if snap.thread["system"] else 0,
-                    len(snap.pinned),
-                    1 if snap.summary is not None else 0,
-                    len(snap.live),
-                    len(extras),
-                ),
-                tools=tools,
-            )
-        if not snap.live or len(snap.live) == 1:
+                db.write(ref.engine, partial(threads.move_cut, pk=ref.pk, start=snap.window_start))
+            return prompt
+        if len(snap.live) <= 1:
             raise _overflow(calibrated, budget, max_tokens)
-        fixed_extra += calibrated - budget
+        extra_weight += calibrated - budget
     raise _overflow(calibrated, budget, max_tokens)
 
 
@@ -310,165 +254,166 @@ def _system_tokens(spec: ModelSpec, system: str, thinking: bool) -> tuple[int, M
     )
 
 
-def _snapshot(
-    conn: Connection,
+def fixed_weight(
+    state: ThreadState,
+    pinned: Sequence[Replayed],
+    summary: Summary | None,
+    request: Request,
+    extra_weight: int,
+) -> int:
+    """Window weight of the fixed part: system prompt, pinned messages, summary, extra."""
+    fixed = extra_weight + sum((m.token_count or 0) + PAD for m, _, _ in pinned)
+    if state.system:
+        fixed += _system_tokens(request.spec, state.system, request.thinking)[0] + PAD
+    if summary is not None:
+        fixed += summary.token_count + PAD
+    return fixed
+
+
+def cut_threshold(cum_weight: int, budget: int, low_water: float, fixed: int) -> int:
+    """The `cum_before` a new cut point must reach so the live part drops to the low water."""
+    return cum_weight - max(int(budget * low_water) - fixed, 0)
+
+
+def read_snapshot(
+    conn: Any,
     *,
-    thread: Thread,
-    spec: ModelSpec,
-    max_tokens: int,
-    fixed_extra: int,
-    low_water: float,
-    thinking: bool,
-    effort: str | None,
-    tools: bool,
-    extra_roles: tuple[str, ...] = (),
+    ref: ThreadRef,
+    request: Request,
+    extra_weight: int,
     allow_cut: bool = True,
     compact_at: float | None = None,
-) -> _Snapshot:
-    row = thread._locked_row(conn)
-    pk = row["pk"]
-    if row["pending_calls"]:
-        _unanswered(conn, pk)
-    if max_tokens >= row["max_context_tokens"]:
+) -> Snapshot:
+    """Read what the prompt is made of, moving the cut point (in memory) if it must move."""
+    state = threads.locked(conn, ref)
+    max_tokens = request.max_tokens
+    if state.pending_calls:
+        ids = cut.unanswered(conn, state.pk)
+        raise ValidationError(
+            f"tool call(s) {', '.join(repr(i) for i in ids)} have no tool result yet; append a "
+            "{'role': 'tool', 'tool_call_id': ..., 'content': ...} message for each before "
+            "building the next prompt"
+        )
+    if max_tokens >= state.max_context_tokens:
         raise ContextOverflowError(
             f"max_tokens={max_tokens:,} leaves no room for a prompt in this thread's "
-            f"max_context_tokens={row['max_context_tokens']:,}",
+            f"max_context_tokens={state.max_context_tokens:,}",
             needed=max_tokens,
-            budget=row["max_context_tokens"],
+            budget=state.max_context_tokens,
         )
-    budget = row["max_context_tokens"] - max_tokens
-    pinned = _rows(
-        conn, select(*_COLUMNS).where(MessageRow.thread_pk == pk, _PINNED).order_by(MessageRow.seq)
-    )
-    fixed = fixed_extra + sum((m.token_count or 0) + ledger.PAD for m, _, _ in pinned)
-    if row["system"]:
-        fixed += _system_tokens(spec, row["system"], thinking)[0] + ledger.PAD
-    summary = latest_summary(conn, pk, row["summary_n"])
-    if summary is not None:
-        fixed += summary.token_count + ledger.PAD
-    start = row["window_start"]
+    budget = state.max_context_tokens - max_tokens
+    pinned = cut.pinned(conn, state.pk)
+    summary = summaries.latest(conn, state.pk, state.summary_n)
+    fixed = fixed_weight(state, pinned, summary, request, extra_weight)
+    start = state.window_start
     moved = False
-    pressure = fixed + _live_weight(conn, row, start)
+    pressure = fixed + cut.live_weight(conn, state, start)
     if compact_at is not None and pressure > compact_at * budget:
         # The caller compacts and looks again: do not read a window about to be replaced
         # (after a bulk import it would be the whole history). When even the newest turn
         # beside the fixed part overflows, no summary can help: the caller must not write one.
-        floor = fixed - (summary.token_count + ledger.PAD if summary is not None else 0)
-        hopeless = floor + _smallest_tail(conn, row, start) > budget
-        return _Snapshot(
-            row, tuple(pinned), (), start, False, 0, summary, pressure, compactable=not hopeless
-        )
+        floor = fixed - (summary.token_count + PAD if summary is not None else 0)
+        last = cut.last_boundary(conn, state, start)
+        tail = cut.live_weight(conn, state, start if last is None else last)
+        return Snapshot(
+            state, tuple(pinned), (), start, False, 0, summary, pressure,
+            compactable=floor + tail <= budget,
+        )  # fmt: skip
     if allow_cut and pressure > budget:
-        target = max(int(budget * low_water) - fixed, 0)
-        new = cut_point(conn, row, start, row["cum_weight"] - target)
+        threshold = cut_threshold(state.cum_weight, budget, request.low_water, fixed)
+        new = cut.cut_point(conn, state, start, threshold)
         if new is not None and new != start:
             start, moved = new, True
-    live = _rows(
-        conn,
-        select(*_COLUMNS)
-        .where(MessageRow.thread_pk == pk, MessageRow.seq >= start, MessageRow.pinned.is_(False))
-        .order_by(MessageRow.seq),
+    live = cut.live(conn, state.pk, start)
+    structure = _structure(state, pinned, summary, live, request)
+    correction = calls.correction(conn, request.spec.name, structure)
+    return Snapshot(
+        state, tuple(pinned), tuple(live), start, moved, correction, summary, pressure, structure
     )
-    roles = (["system"] if row["system"] else []) + [m.role.value for m, _, _ in pinned]
+
+
+def _structure(
+    state: ThreadState,
+    pinned: Sequence[Replayed],
+    summary: Summary | None,
+    live: Sequence[Replayed],
+    request: Request,
+) -> str:
+    roles = (["system"] if state.system else []) + [m.role.value for m, _, _ in pinned]
     roles += ["system"] if summary is not None else []
     roles += [m.role.value for m, _, _ in live]
-    roles += extra_roles
-    structure = prompt_structure(
+    roles += [m.role.value for m in request.extras]
+    return prompt_structure(
         [MessageShape(role) for role in roles],
-        tools=tools,
-        thinking=thinking,
-        reasoning_effort=effort,
-    )
-    correction = conn.execute(
-        select(CalibrationRow.delta).where(
-            CalibrationRow.model == spec.name, CalibrationRow.structure == structure
-        )
-    ).scalar_one_or_none()
-    return _Snapshot(
-        row, tuple(pinned), tuple(live), start, moved, correction or 0, summary, pressure, structure
+        tools=bool(request.tools),
+        thinking=request.thinking,
+        reasoning_effort=request.effort,
     )
 
 
-def _rows(conn: Connection, stmt: Any) -> list[tuple[Message, bool, str | None]]:
-    return [
-        (message_from_row(r), bool(r["reasoning_kept"]), r["lead"]) for r in blobs.fetch(conn, stmt)
-    ]
-
-
-def _live_weight(conn: Connection, row: RowMapping, start: int) -> int:
-    if start > row["last_seq"]:
-        return 0
-    before = conn.execute(
-        select(MessageRow.cum_before).where(
-            MessageRow.thread_pk == row["pk"], MessageRow.seq == start
-        )
-    ).scalar_one()
-    return int(row["cum_weight"] - before)
-
-
-def _smallest_tail(conn: Connection, row: RowMapping, start: int) -> int:
-    """Weight of the shortest live tail a cut can leave: from the last boundary on."""
-    last = _last_boundary(conn, row, start)
-    return _live_weight(conn, row, start if last is None else last)
-
-
-def cut_point(
-    conn: Connection, row: RowMapping, start: int, threshold: int, *, user_only: bool = False
-) -> int | None:
-    """The first boundary at or after `start` whose tail weighs at most the target.
-
-    Prefers a user message (a whole turn); falls back to any boundary (an agent loop's step
-    between tool-call groups), then to the last boundary (the smallest possible tail).
-    Boundaries are unpinned, and unpinned messages have strictly increasing `cum_before`, so
-    ordering by it alone walks the partial index `ix_messages_cut`.
-    """
-    base = select(MessageRow.seq).where(
-        MessageRow.thread_pk == row["pk"],
-        _BOUNDARY,
-        MessageRow.cum_before >= threshold,
-        MessageRow.seq >= start,
+def assemble(
+    snap: Snapshot, request: Request, *, compacted: bool = False
+) -> tuple[Prompt | None, int]:
+    """The prompt of `snap` if it fits its budget (else None), and its calibrated count."""
+    forms, counts, shapes, seqs = layout(snap, request.spec, request.thinking)
+    forms += request.extra_forms
+    counts += request.extra_tokens
+    shapes += request.extra_shapes
+    total = sum(counts) + sequence_overhead(
+        shapes,
+        request.spec,
+        tools_tokens=request.tool_tokens,
+        thinking=request.thinking,
+        reasoning_effort=request.reasoning_effort,
     )
-    user = base.where(MessageRow.role == Role.USER.value)
-    for stmt in (user,) if user_only else (user, base):
-        seq = conn.execute(stmt.order_by(MessageRow.cum_before).limit(1)).scalar()
-        if seq is not None:
-            return int(seq)
-    return None if user_only else _last_boundary(conn, row, start)
-
-
-def _last_boundary(conn: Connection, row: RowMapping, start: int) -> int | None:
-    """The last boundary at or after `start` (the smallest tail a cut can leave), or None."""
-    last = conn.execute(
-        select(MessageRow.seq)
-        .where(MessageRow.thread_pk == row["pk"], _BOUNDARY)
-        .order_by(MessageRow.cum_before.desc())
-        .limit(1)
-    ).scalar()
-    return None if last is None or last < start else int(last)
-
-
-def _unanswered(conn: Connection, pk: int) -> None:
-    ids = conn.execute(
-        select(ToolCallRow.call_id)
-        .where(ToolCallRow.thread_pk == pk, ToolCallRow.answer_seq.is_(None))
-        .order_by(ToolCallRow.call_seq)
-        .limit(20)
-    ).scalars()
-    raise ValidationError(
-        f"tool call(s) {', '.join(repr(i) for i in ids)} have no tool result yet; append a "
-        "{'role': 'tool', 'tool_call_id': ..., 'content': ...} message for each before "
-        "building the next prompt"
+    calibrated = total + max(snap.correction, 0)
+    budget = snap.thread.max_context_tokens - request.max_tokens
+    if calibrated > budget:
+        return None, calibrated
+    prompt = Prompt(
+        messages=tuple(forms),
+        model=request.spec.name,
+        api_model=request.spec.api_model,
+        max_tokens=request.max_tokens,
+        budget=budget,
+        prompt_tokens=total,
+        calibrated_tokens=calibrated,
+        structure=snap.structure,
+        thinking=request.thinking,
+        reasoning_effort=request.effort,
+        window_start=snap.window_start,
+        moved=snap.moved or compacted,
+        seqs=(*seqs, *(None for _ in request.extras)),
+        last_seq=snap.thread.last_seq,
+        sections=(
+            1 if snap.thread.system else 0,
+            len(snap.pinned),
+            1 if snap.summary is not None else 0,
+            len(snap.live),
+            len(request.extras),
+        ),
+        tools=request.tools,
     )
+    return prompt, calibrated
 
 
-def _layout(
-    snap: _Snapshot, spec: ModelSpec, thinking: bool
+def layout(
+    snap: Snapshot, spec: ModelSpec, thinking: bool
 ) -> tuple[list[dict[str, Any]], list[int], list[MessageShape], list[int | None]]:
+    """The stored part of the prompt in order, with each message's count and shape."""
     forms: list[dict[str, Any]] = []
     counts: list[int] = []
     shapes: list[MessageShape] = []
     seqs: list[int | None] = []
-    system = snap.thread["system"]
+
+    def add_summary(summary: Summary) -> None:
+        form = summary.to_message()
+        forms.append(form)
+        counts.append(summary.token_count)
+        shapes.append(message_shape(form, spec, thinking=thinking))
+        seqs.append(None)
+
+    system = snap.thread.system
     if system:
         tokens, shape = _system_tokens(spec, system, thinking)
         forms.append({"role": "system", "content": system})
@@ -476,14 +421,10 @@ def _layout(
         shapes.append(shape)
         seqs.append(None)
     exact_mode = thinking == spec.thinking_default
-    head = _head_without_calls(snap.live)
+    head = head_without_calls(snap.live)
     for i, (message, kept, lead) in enumerate((*snap.pinned, *snap.live)):
         if i == len(snap.pinned) and snap.summary is not None:
-            form = snap.summary.to_message()
-            forms.append(form)
-            counts.append(snap.summary.token_count)
-            shapes.append(message_shape(form, spec, thinking=thinking))
-            seqs.append(None)
+            add_summary(snap.summary)
         form = message.to_openai(reasoning=kept and thinking)
         forms.append(form)
         ignored = kept and i - len(snap.pinned) < head
@@ -496,15 +437,11 @@ def _layout(
             shapes.append(message_shape(shown, spec, thinking=thinking))
         seqs.append(message.seq)
     if snap.summary is not None and not snap.live:
-        form = snap.summary.to_message()
-        forms.append(form)
-        counts.append(snap.summary.token_count)
-        shapes.append(message_shape(form, spec, thinking=thinking))
-        seqs.append(None)
+        add_summary(snap.summary)
     return forms, counts, shapes, seqs
 
 
-def _head_without_calls(live: Sequence[tuple[Message, bool, str | None]]) -> int:
+def head_without_calls(live: Sequence[Replayed]) -> int:
     """Length of the live head before its first user message, if that head makes no call.
 
     A cut between tool-call groups can leave the tail of a tool-call turn at the head of the
@@ -521,37 +458,19 @@ def _head_without_calls(live: Sequence[tuple[Message, bool, str | None]]) -> int
 
 
 def _compact(
-    thread: Thread, summarizer: Summarizer | None, policy: CompactionPolicy, max_tokens: int
+    ref: ThreadRef, summarizer: Summarizer, policy: CompactionPolicy, max_tokens: int
 ) -> bool:
     """Compact now; on a summarizer failure warn and leave the thread as it was."""
     try:
-        summary = compact(
-            thread,
-            summarizer=summarizer or thread.store.summarizer,
-            policy=policy,
-            max_tokens=max_tokens,
-        )
+        summary = compact(ref, summarizer=summarizer, policy=policy, max_tokens=max_tokens)
     except (PermissionDenied, NotFound):
         raise
     except Exception as exc:
         warnings.warn(
-            f"compaction of thread {thread.id!r} failed ({type(exc).__name__}: {exc}); the "
+            f"compaction of thread {ref.id!r} failed ({type(exc).__name__}: {exc}); the "
             "thread is unchanged and this prompt drops its oldest turns instead",
             CompactionWarning,
             stacklevel=4,
         )
         return False
     return summary is not None
-
-
-def _store_cut(thread: Thread, start: int) -> None:
-    """Persist a moved cut point; it only ever moves forward."""
-
-    def txn(conn: Connection) -> None:
-        conn.execute(
-            update(ThreadRow)
-            .where(ThreadRow.pk == thread._pk, ThreadRow.window_start < start)
-            .values(window_start=start)
-        )
-
-    db.write(thread.store.engine, txn)

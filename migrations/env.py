@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from contextkit.store.engine import create_engine
-from contextkit.store.schema import Base
+from contextkit.db.engine import create_engine
+from contextkit.db.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

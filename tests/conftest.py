@@ -28,7 +28,7 @@ def _pg_admin_url() -> sa.URL:
         if IN_CI:
             pytest.fail(f"{reason}; CI must test PostgreSQL")
         pytest.skip(reason)
-    return contextkit.store.engine.normalize_url(PG_URL)
+    return contextkit.db.engine.normalize_url(PG_URL)
 
 
 class Database:
@@ -48,7 +48,7 @@ class Database:
         self.url = admin_url.set(database=self.name).render_as_string(hide_password=False)
 
     def engine(self) -> sa.Engine:
-        return contextkit.store.engine.create_engine(self.url)
+        return contextkit.db.engine.create_engine(self.url)
 
     def drop(self) -> None:
         if self._admin is None:

@@ -230,3 +230,43 @@ def test_tool_schema_from_signature():
     assert params["required"] == ["query"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+
+
+def test_run_stops_at_max_steps_with_every_tool_call_answered(store, deepseek):
+    t = store.thread("cut", model="deepseek-v4-flash")
+    deepseek.script(
+        Reply(reasoning="a", tool_calls=[ToolCall("nope", "{}"), ToolCall("echo", "[1]")]),
+        Reply(reasoning="b", tool_calls=[ToolCall("echo", "not json")]),
+        Reply(content="never reached", reasoning="c"),
+    )
+
+    def echo(x: str) -> str:
+        """Echo."""
+        return x
+
+    conv = contextkit.Conversation(client(deepseek), t)
+    reply = conv.run("go", tools={"echo": echo}, max_steps=2)
+    assert reply.steps == 2 and reply.tool_calls and t.stats().calls == 2
+    results = [m.content for m in t.messages() if m.role.value == "tool"]
+    assert results[0] == "Error: unknown tool 'nope'; available: ['echo']"
+    assert results[1] == "Error: arguments must be a JSON object"
+    assert results[2].startswith("Error: arguments are not valid JSON (")
+    assert len(results) == 3  # the last reply's calls answered: the thread stays valid
+    assert conv.send(None).content == "never reached"
+
+
+def test_public_surface():
+    conversation = contextkit.conversation
+    assert conversation.LengthWarning is contextkit.errors.LengthWarning
+    assert set(conversation.__all__) == {
+        "AsyncConversation",
+        "AsyncReplyStream",
+        "Conversation",
+        "Delta",
+        "LengthWarning",
+        "Reply",
+        "ReplyStream",
+        "tool_schema",
+    }
+    for name in conversation.__all__:
+        assert getattr(contextkit, name) is getattr(conversation, name)

@@ -16,8 +16,8 @@ from alembic.runtime.migration import MigrationContext
 from conftest import Database
 
 import contextkit
-from contextkit.store import migrate
-from contextkit.store.schema import Base
+from contextkit.db import migrate
+from contextkit.db.schema import Base
 
 
 def test_open_in_an_empty_directory_creates_the_database(tmp_path: Path) -> None:

@@ -93,6 +93,11 @@ def test_calibration_feeds_the_next_build(store):
     assert q.calibrated_tokens == q.prompt_tokens + 7
     # a new store handle sees the stored correction too
     assert store.thread("k").prepare(max_tokens=50).calibrated_tokens == q.calibrated_tokens
+    # and the store reports what it learned, as the pure `Calibration` value
+    learned = store.calibration("deepseek-v4-flash")
+    assert learned.as_dict() == {p.structure: 7} and learned.observations == 1
+    assert learned.adjust(100, p.structure) == 107 and learned.correction("other") == 0
+    assert store.calibration("deepseek-v4-pro").as_dict() == {}
 
 
 def test_bad_responses_write_nothing(store):

@@ -63,12 +63,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without langchai
     ) from exc
 
 from contextkit.errors import NotFound, ValidationError
-from contextkit.store.thread import Thread
+from contextkit.thread import Thread
 from contextkit.types import Message, Role
 
 if TYPE_CHECKING:
+    from contextkit.prompt import Prompt
     from contextkit.store.store import Store
-    from contextkit.window import Prompt
 
 __all__ = ["ContextKitChatMessageHistory", "from_openai_message", "to_openai_message"]
 

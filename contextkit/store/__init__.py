@@ -1,6 +1,6 @@
-"""Persistence: the schema, migrations, and the `Store` / `Thread` handles."""
+"""The `Store` facade and `open()`; the database layer itself is `contextkit.db`."""
 
 from contextkit.store.store import Store, open
-from contextkit.store.thread import Thread
+from contextkit.thread import Thread
 
 __all__ = ["Store", "Thread", "open"]

@@ -4,7 +4,8 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-23
 
-Existing messages get their token counts and window columns computed here, thread by thread.
+Existing messages get their token counts and window columns from the live code once the
+schema is at head (`contextkit.db.migrate.backfill`): a frozen revision imports no library code.
 """
 
 from __future__ import annotations
@@ -87,9 +88,6 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("model", "structure", name="pk_calibrations"),
     )
-    from contextkit.store.ledger import recount_all
-
-    recount_all(op.get_bind())
 
 
 def downgrade() -> None:

@@ -5,10 +5,13 @@ Revises: 0003
 Create Date: 2026-11-23
 
 Images already stored inline as data URLs stay valid: they are resolved the same way.
+Frozen: the downgrade carries its own SQL and imports no library code.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -18,6 +21,8 @@ revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+_PREFIX = "blob:sha256:"
 
 
 def upgrade() -> None:
@@ -35,22 +40,29 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    import json
-
-    from contextkit.store.blobs import resolve
-
+    """Put every referenced image back inline as its data URL, then drop the blobs."""
     bind = op.get_bind()
     rows = bind.execute(
-        sa.text("SELECT thread_pk, seq, parts FROM messages WHERE parts LIKE '%blob:sha256:%'")
+        sa.text("SELECT thread_pk, seq, parts FROM messages WHERE parts LIKE :ref"),
+        {"ref": f"%{_PREFIX}%"},
     ).all()
-    loaded = [{"thread_pk": r[0], "seq": r[1], "parts": json.loads(r[2])} for r in rows]
-    for row in resolve(bind, loaded):
+    for pk, seq, raw in rows:
+        parts = json.loads(raw)
+        for part in parts:
+            image = part.get("image_url") if isinstance(part, dict) else None
+            url = image.get("url", "") if isinstance(image, dict) else ""
+            if url.startswith(_PREFIX):
+                mime, data = bind.execute(
+                    sa.text("SELECT mime, data FROM blobs WHERE sha256 = :sha"),
+                    {"sha": url[len(_PREFIX) :]},
+                ).one()
+                image["url"] = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
         bind.execute(
             sa.text("UPDATE messages SET parts = :parts WHERE thread_pk = :pk AND seq = :seq"),
             {
-                "parts": json.dumps(row["parts"], ensure_ascii=False, separators=(",", ":")),
-                "pk": row["thread_pk"],
-                "seq": row["seq"],
+                "parts": json.dumps(parts, ensure_ascii=False, separators=(",", ":")),
+                "pk": pk,
+                "seq": seq,
             },
         )
     op.drop_table("blobs")

@@ -1,4 +1,4 @@
-"""A model of the provider's prefix cache: predict, check and bound cache hits.
+"""A model of the provider's prefix cache: which prefixes it persists, what a prompt hits.
 
 DeepSeek caches automatically: a prompt's leading tokens bill at the cache-hit price when
 they match a prefix persisted from an earlier request. Knowing which prefixes get persisted
@@ -17,7 +17,7 @@ The documented rules modelled here:
 * long inputs and outputs are also persisted at a fixed token interval, which the docs do
   not give, so that rule is off unless an interval is configured.
 
-Prefixes are named by chained digests of unit-sized token blocks (or of per-message
+_Prefixes are named by chained digests of unit-sized token blocks (or of per-message
 segments), so a lookup costs O(prompt length / unit) dictionary probes whatever the history.
 """
 
@@ -26,12 +26,15 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from hashlib import blake2b
 from typing import TypeAlias
 
-from attrs import Attribute, field, frozen
+from attrs import field, frozen
+from attrs.validators import optional
 
+from contextkit._validators import check_count, positive_int
+from contextkit.cache.hits import CacheHit
 from contextkit.errors import ValidationError
 
 __all__ = [
@@ -39,16 +42,10 @@ __all__ = [
     "SAVED_PREFIXES",
     "UNIT",
     "BoundaryPolicy",
-    "CacheComparison",
-    "CacheHit",
-    "CacheReport",
     "CacheRequest",
     "PrefixCacheModel",
     "Segment",
     "SegmentRequest",
-    "compare",
-    "replay",
-    "upper_bound_hits",
 ]
 
 UNIT = 64
@@ -56,22 +53,6 @@ UNIT = 64
 
 Segment: TypeAlias = tuple[str | bytes, int]
 """One serialized message as `(digest, token count)`: enough to reason about prefixes."""
-
-
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        kind = "a positive" if minimum == 1 else "a non-negative"
-        raise ValidationError(f"{name} must be {kind} integer, got {value!r:.40}")
-    return value
-
-
-def _non_negative(_: object, attribute: Attribute[int], value: object) -> None:
-    _check_int(value, attribute.name, 0)
-
-
-def _positive_or_none(_: object, attribute: Attribute[int | None], value: int | None) -> None:
-    if value is not None:
-        _check_int(value, attribute.name, 1)
 
 
 def _ints(value: Iterable[int]) -> tuple[int, ...]:
@@ -91,79 +72,6 @@ def _opt_segments(value: Iterable[Segment] | None) -> tuple[Segment, ...] | None
 
 
 @frozen
-class CacheHit:
-    """How one prompt's tokens split between cache hit and miss; hit + miss = prompt."""
-
-    hit_tokens: int = field(validator=_non_negative)
-    miss_tokens: int = field(validator=_non_negative)
-    prompt_tokens: int = field(validator=_non_negative)
-
-    def __attrs_post_init__(self) -> None:
-        if self.hit_tokens + self.miss_tokens != self.prompt_tokens:
-            raise ValidationError(
-                f"hit ({self.hit_tokens}) + miss ({self.miss_tokens}) must equal "
-                f"prompt tokens ({self.prompt_tokens})"
-            )
-
-    @property
-    def hit_ratio(self) -> float:
-        """Share of the prompt served from cache; 0.0 for an empty prompt."""
-        return self.hit_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
-
-    @classmethod
-    def from_usage(cls, usage: object) -> CacheHit:
-        """Read a reported `usage` (dict or SDK object); a `CacheHit` passes through.
-
-        Uses `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens`, falling back to
-        `prompt_tokens_details.cached_tokens`; a missing figure is derived from the others.
-        """
-        if isinstance(usage, CacheHit):
-            return usage
-        prompt = _usage_int(usage, "prompt_tokens")
-        hit = _usage_int(usage, "prompt_cache_hit_tokens")
-        miss = _usage_int(usage, "prompt_cache_miss_tokens")
-        if hit is None:
-            hit = _usage_int(_usage_get(usage, "prompt_tokens_details"), "cached_tokens")
-        if hit is not None and miss is not None:
-            return cls(hit, miss, hit + miss if prompt is None else prompt)
-        if prompt is None:
-            raise ValidationError("usage reports neither prompt_tokens nor both cache figures")
-        if hit is not None:
-            return cls(hit, prompt - hit, prompt)
-        if miss is not None:
-            return cls(prompt - miss, miss, prompt)
-        raise ValidationError(
-            "usage reports no cache figures: expected prompt_cache_hit_tokens or "
-            "prompt_cache_miss_tokens"
-        )
-
-
-def _usage_get(usage: object, name: str) -> object:
-    if usage is None:
-        return None
-    if isinstance(usage, Mapping):
-        return usage.get(name)
-    return getattr(usage, name, None)
-
-
-def _usage_int(usage: object, name: str) -> int | None:
-    value = _usage_get(usage, name)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValidationError(f"usage.{name} must be an integer, got {value!r:.40}")
-    return value
-
-
-def _total(hits: Iterable[CacheHit]) -> CacheHit:
-    hit = miss = 0
-    for h in hits:
-        hit += h.hit_tokens
-        miss += h.miss_tokens
-    return CacheHit(hit, miss, hit + miss)
-
-
-@frozen
 class BoundaryPolicy:
     """Which prefixes the provider persists after serving a request.
 
@@ -174,7 +82,7 @@ class BoundaryPolicy:
 
     every_prefix: bool = False
     common_prefix: bool = True
-    interval: int | None = field(default=None, validator=_positive_or_none)
+    interval: int | None = field(default=None, validator=optional(positive_int))
 
 
 SAVED_PREFIXES = BoundaryPolicy()
@@ -257,10 +165,7 @@ def _segment_prefixes(segments: Sequence[Segment]) -> _Prefixes:
             raw = b"b" + digest
         else:
             raise ValidationError(f"segment {i} digest must be str or bytes, got {digest!r:.40}")
-        if not isinstance(n_tokens, int) or isinstance(n_tokens, bool) or n_tokens < 0:
-            raise ValidationError(
-                f"segment {i} token count must be a non-negative integer, got {n_tokens!r:.40}"
-            )
+        check_count(n_tokens, f"segment {i} token count")
         size = len(raw).to_bytes(8, "little")
         key = blake2b(key + size + raw + n_tokens.to_bytes(8, "little"), digest_size=16).digest()
         offset += n_tokens
@@ -285,9 +190,9 @@ class PrefixCacheModel:
         *,
         max_entries: int | None = None,
     ) -> None:
-        _check_int(unit, "unit", 1)
+        check_count(unit, "unit", positive=True)
         if max_entries is not None:
-            _check_int(max_entries, "max_entries", 1)
+            check_count(max_entries, "max_entries", positive=True)
         if not isinstance(policy, BoundaryPolicy):
             raise ValidationError(f"policy must be a BoundaryPolicy, got {policy!r:.60}")
         self._unit = unit
@@ -461,139 +366,3 @@ def _trim(index: OrderedDict[bytes, int] | OrderedDict[bytes, None], limit: int 
     if limit is not None:
         while len(index) > limit:
             index.popitem(last=False)
-
-
-def _as_request(
-    item: Sequence[int] | CacheRequest | SegmentRequest,
-) -> CacheRequest | SegmentRequest:
-    if isinstance(item, (CacheRequest, SegmentRequest)):
-        return item
-    return CacheRequest(item)
-
-
-def upper_bound_hits(
-    prompts: Iterable[Sequence[int] | CacheRequest | SegmentRequest], *, unit: int = UNIT
-) -> list[int]:
-    """For each prompt, the most any cache could serve: its longest prefix shared with
-    anything earlier (prompts and given completions), rounded down to the unit.
-    """
-    bound = PrefixCacheModel(unit, EVERY_PREFIX)
-    return [bound.submit(_as_request(p)).hit_tokens for p in prompts]
-
-
-@frozen
-class CacheReport:
-    """Predicted hits of a replayed request sequence, with what was possible."""
-
-    results: tuple[CacheHit, ...]
-    upper_bounds: tuple[int, ...]
-
-    def __attrs_post_init__(self) -> None:
-        if len(self.results) != len(self.upper_bounds):
-            raise ValidationError("a CacheReport needs one upper bound per result")
-
-    @property
-    def total(self) -> CacheHit:
-        return _total(self.results)
-
-    @property
-    def hit_tokens(self) -> int:
-        return sum(r.hit_tokens for r in self.results)
-
-    @property
-    def miss_tokens(self) -> int:
-        return sum(r.miss_tokens for r in self.results)
-
-    @property
-    def prompt_tokens(self) -> int:
-        return sum(r.prompt_tokens for r in self.results)
-
-    @property
-    def hit_ratio(self) -> float:
-        return self.total.hit_ratio
-
-    @property
-    def upper_bound_tokens(self) -> int:
-        return sum(self.upper_bounds)
-
-    @property
-    def efficiency(self) -> float:
-        """Hit tokens as a share of the possible ones; 1.0 when nothing could hit."""
-        possible = self.upper_bound_tokens
-        return self.hit_tokens / possible if possible else 1.0
-
-
-def replay(
-    requests: Iterable[CacheRequest | SegmentRequest],
-    *,
-    unit: int = UNIT,
-    policy: BoundaryPolicy = SAVED_PREFIXES,
-    max_entries: int | None = None,
-) -> CacheReport:
-    """Run requests through a fresh model and report hits next to their upper bounds."""
-    model = PrefixCacheModel(unit, policy, max_entries=max_entries)
-    bound = PrefixCacheModel(unit, EVERY_PREFIX)
-    results: list[CacheHit] = []
-    bounds: list[int] = []
-    for request in requests:
-        results.append(model.submit(request))
-        bounds.append(bound.submit(request).hit_tokens)
-    return CacheReport(tuple(results), tuple(bounds))
-
-
-@frozen
-class CacheComparison:
-    """Predicted against reported cache figures, request by request."""
-
-    predicted: tuple[CacheHit, ...]
-    reported: tuple[CacheHit, ...]
-
-    def __attrs_post_init__(self) -> None:
-        if len(self.predicted) != len(self.reported):
-            raise ValidationError(
-                f"{len(self.predicted)} predictions but {len(self.reported)} reports; "
-                "compare the same requests"
-            )
-
-    @property
-    def predicted_total(self) -> CacheHit:
-        return _total(self.predicted)
-
-    @property
-    def reported_total(self) -> CacheHit:
-        return _total(self.reported)
-
-    @property
-    def hit_error(self) -> int:
-        """Predicted minus reported hit tokens, over all requests."""
-        return self.predicted_total.hit_tokens - self.reported_total.hit_tokens
-
-    @property
-    def mismatches(self) -> tuple[int, ...]:
-        """Indices of requests whose predicted hit differs from the reported one."""
-        return tuple(
-            i
-            for i, (p, r) in enumerate(zip(self.predicted, self.reported, strict=True))
-            if p.hit_tokens != r.hit_tokens
-        )
-
-    @property
-    def prompt_mismatches(self) -> tuple[int, ...]:
-        """Indices where the prompt sizes differ: token counting, not caching, is off."""
-        return tuple(
-            i
-            for i, (p, r) in enumerate(zip(self.predicted, self.reported, strict=True))
-            if p.prompt_tokens != r.prompt_tokens
-        )
-
-    @property
-    def exact(self) -> bool:
-        return not self.mismatches and not self.prompt_mismatches
-
-
-def compare(
-    predicted: Iterable[CacheHit] | CacheReport, reported: Iterable[object]
-) -> CacheComparison:
-    """Pair predictions with reported usage (dicts, SDK usage objects or `CacheHit`s)."""
-    hits = predicted.results if isinstance(predicted, CacheReport) else tuple(predicted)
-    return CacheComparison(hits, tuple(CacheHit.from_usage(u) for u in reported))

@@ -3,7 +3,8 @@
 `prepare_image` turns a path, bytes, a PIL image, a `data:` URL or an http(s) URL into a
 `PreparedImage`: the exact bytes to send, their MIME type and pixel size, their sha256 (the
 content address a store keys blobs by) and the prompt tokens they cost (the formula lives in
-`contextkit.tokens.images`; this module only measures and reshapes).
+`contextkit.tokens.image_tokens`, decoding in `contextkit.images.decode`; this module only
+measures and reshapes).
 
 Policy, for the limits in an `ImageLimits` (DeepSeek's by default):
 
@@ -37,52 +38,25 @@ import io
 import math
 import os
 import re
-import struct
 import sys
-import threading
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from attrs import field, frozen
 
+from contextkit._dataurl import parse_data_url
 from contextkit.errors import ImageError, ValidationError
-from contextkit.tokens.images import (
-    DEFAULT_IMAGE_LIMITS,
-    DETAILS,
-    ImageLimits,
-    image_size,
-    image_tokens,
-)
+from contextkit.images.decode import DECODE_ERRORS, mime_type, open_image
+from contextkit.tokens.image_tokens import DEFAULT_IMAGE_LIMITS, DETAILS, ImageLimits, image_tokens
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["PreparedImage", "check_image_count", "prepare_image", "verify_image"]
+__all__ = ["PreparedImage", "check_image_count", "prepare_image"]
 
-_INSTALL_HINT = "Pillow is needed to read images: pip install pillow"
-_MIME = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "GIF": "image/gif",
-    "WEBP": "image/webp",
-    "BMP": "image/bmp",
-}
 _JPEG_QUALITIES = (90, 80, 70)
 _MAX_SHRINKS = 12
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_DECODE_ERRORS = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-    IndexError,
-    KeyError,
-    TypeError,
-    struct.error,
-    ZeroDivisionError,
-)
-"""What Pillow raises on malformed input; it has no single exception type for it."""
 
 
 @frozen(kw_only=True)
@@ -152,7 +126,7 @@ def prepare_image(
     if isinstance(source, str):
         lowered = source[:16].lower()
         if lowered.startswith("data:"):
-            return _from_bytes(_decode_data_url(source), detail, limits)
+            return _from_bytes(parse_data_url(source)[1], detail, limits)
         if lowered.startswith(("https://", "http://")):
             return _remote(source, detail, limits)
         if _SCHEME_RE.match(source):
@@ -172,60 +146,6 @@ def prepare_image(
         "an image must be a file path, bytes, a PIL image, a data:image/...;base64, URL "
         f"or an http(s) URL; got {type(source).__name__}"
     )
-
-
-_VERIFIED: OrderedDict[tuple[str, str, frozenset[str]], tuple[str, int, int]] = OrderedDict()
-_VERIFIED_MAX = 256
-_VERIFIED_LOCK = threading.Lock()
-_MIME_ALIASES = {
-    "image/jpg": "image/jpeg",
-    "image/pjpeg": "image/jpeg",
-    "image/x-ms-bmp": "image/bmp",
-}
-
-
-def verify_image(
-    data: bytes,
-    mime: str,
-    limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
-    *,
-    sha256: str | None = None,
-) -> tuple[str, int, int]:
-    """`(format, width, height)` of image bytes proven whole by a full decode.
-
-    What a store keeps is replayed in every later prompt, so a truncated or corrupt body, a
-    format outside `limits`, or bytes that are not the `mime` they are labelled as raise
-    ImageError here rather than a 400 from the provider on every call after. A verified
-    image is remembered by content (`sha256`, the hex digest of `data` if the caller has it),
-    so an image resent on every step is decoded once.
-    """
-    label = _MIME_ALIASES.get(mime.lower(), mime.lower())
-    key = (sha256 or hashlib.sha256(data).hexdigest(), label, limits.formats)
-    with _VERIFIED_LOCK:
-        found = _VERIFIED.get(key)
-        if found is not None:
-            _VERIFIED.move_to_end(key)
-            return found
-    image, fmt = _open(data, limits)
-    with image:
-        width, height = image.size
-    if _mime(fmt) != label:
-        raise ImageError(
-            f"the image is labelled {mime[:40]!r} but its bytes are {fmt}; "
-            f"label it {_mime(fmt)!r} (or use prepare_image, which labels it for you)"
-        )
-    with _VERIFIED_LOCK:
-        _VERIFIED[key] = (fmt, width, height)
-        if len(_VERIFIED) > _VERIFIED_MAX:
-            _VERIFIED.popitem(last=False)
-    return fmt, width, height
-
-
-def _require_pillow() -> None:
-    try:
-        import PIL.Image  # noqa: F401
-    except ImportError:
-        raise ImageError(_INSTALL_HINT) from None
 
 
 def _remote(url: str, detail: str, limits: ImageLimits) -> PreparedImage:
@@ -250,19 +170,6 @@ def _remote(url: str, detail: str, limits: ImageLimits) -> PreparedImage:
     )
 
 
-def _decode_data_url(url: str) -> bytes:
-    header, sep, payload = url.partition(",")
-    lowered = header.lower()
-    if not sep or not lowered.startswith("data:image/") or not lowered.endswith(";base64"):
-        raise ImageError(
-            f"an image data URL must be data:image/<type>;base64,<data>; got {url[:40]!r}"
-        )
-    try:
-        return base64.b64decode("".join(payload.split()), validate=True)
-    except ValueError:
-        raise ImageError("image data URL is not valid base64; re-encode the image") from None
-
-
 def _read(path: str | os.PathLike[str]) -> bytes:
     name = os.fspath(path)
     try:
@@ -279,7 +186,7 @@ def _read(path: str | os.PathLike[str]) -> bytes:
 
 
 def _from_bytes(data: bytes, detail: str, limits: ImageLimits) -> PreparedImage:
-    image, fmt = _open(data, limits)
+    image, fmt = open_image(data, limits)
     with image:
         width, height = image.size
         _check_min_side(width, height, limits)
@@ -296,7 +203,7 @@ def _from_pil(image: Image.Image, detail: str, limits: ImageLimits) -> PreparedI
         image.load()
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{exc} Downscale the image before sending it") from None
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise ImageError(f"the PIL image could not be loaded: {exc}") from None
     width, height = image.size
     _check_min_side(width, height, limits)
@@ -316,7 +223,7 @@ def _prepared(
 ) -> PreparedImage:
     return PreparedImage(
         data=data,
-        mime=_mime(fmt),
+        mime=mime_type(fmt),
         width=width,
         height=height,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -326,143 +233,12 @@ def _prepared(
     )
 
 
-def _mime(fmt: str) -> str:
-    if fmt in _MIME:
-        return _MIME[fmt]
-    from PIL import Image
-
-    return Image.MIME.get(fmt) or f"image/{fmt.lower()}"
-
-
-def _open(data: bytes, limits: ImageLimits) -> tuple[Image.Image, str]:
-    """Open, fully decode and check `data`; the image is left at its first frame."""
-    if not data:
-        raise ImageError("image data is empty (0 bytes); check the file or the upload")
-    _require_pillow()
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        _, width, height = image_size(data)
-    except ImageError:
-        pass  # not one of the sniffable formats, or a bad header: Pillow will say which
-    else:
-        _check_pixels(width, height)
-    allowed = tuple(sorted(limits.formats))
-    magic = _magic_format(data)
-    try:
-        image = Image.open(io.BytesIO(data), formats=allowed)
-    except UnidentifiedImageError:
-        raise ImageError(_unidentified(data, magic, limits)) from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{exc} Downscale the image before sending it") from None
-    except _DECODE_ERRORS as exc:
-        raise ImageError(_corrupt(magic, exc)) from None
-    fmt = "JPEG" if image.format == "MPO" else str(image.format)
-    try:
-        _check_pixels(*image.size)
-        image.load()
-        _load_frames(image)
-    except ImageError:
-        image.close()
-        raise
-    except Image.DecompressionBombError as exc:
-        image.close()
-        raise ImageError(f"{exc} Downscale the image before sending it") from None
-    except _DECODE_ERRORS as exc:
-        image.close()
-        raise ImageError(_corrupt(fmt, exc)) from None
-    return image, fmt
-
-
-def _load_frames(image: Image.Image) -> None:
-    """Decode the other frames of an animation, within the decompression-bomb pixel budget."""
-    from PIL import Image
-
-    frames = int(getattr(image, "n_frames", 1))
-    if frames <= 1:
-        return
-    pixels = max(1, image.width * image.height)
-    cap = Image.MAX_IMAGE_PIXELS
-    checked = frames if cap is None else min(frames, max(1, int(cap) // pixels))
-    for index in range(1, checked):
-        image.seek(index)
-        image.load()
-    image.seek(0)
-    image.load()
-
-
-def _check_pixels(width: int, height: int) -> None:
-    from PIL import Image
-
-    cap = Image.MAX_IMAGE_PIXELS
-    if cap is not None and width * height > cap:
-        raise ImageError(
-            f"image header claims {width}x{height} px ({width * height:,} pixels), over the "
-            f"decompression-bomb limit of {int(cap):,} pixels (PIL.Image.MAX_IMAGE_PIXELS); "
-            "downscale it before sending, or raise that limit if you trust the source"
-        )
-
-
 def _check_min_side(width: int, height: int, limits: ImageLimits) -> None:
     if min(width, height) < limits.min_side:
         raise ImageError(
             f"image is {width}x{height} px; each side must be at least {limits.min_side} px. "
             "Upscale or pad it yourself if that suits the image (contextkit will not)"
         )
-
-
-def _magic_format(data: bytes) -> str | None:
-    """A name for what `data` looks like, from its first bytes, for error messages."""
-    head = data[:32]
-    signatures = (
-        (b"\xff\xd8\xff", "JPEG"),
-        (b"\x89PNG\r\n\x1a\n", "PNG"),
-        (b"GIF87a", "GIF"),
-        (b"GIF89a", "GIF"),
-        (b"BM", "BMP"),
-        (b"II*\x00", "TIFF"),
-        (b"MM\x00*", "TIFF"),
-        (b"\x00\x00\x01\x00", "ICO"),
-        (b"\x00\x00\x02\x00", "CUR"),
-        (b"%PDF", "PDF"),
-        (b"8BPS", "PSD"),
-        (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
-        (b"\xffO\xffQ", "JPEG 2000"),
-        (b"qoif", "QOI"),
-    )
-    for signature, name in signatures:
-        if head.startswith(signature):
-            return name
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"avif", b"avis"):
-            return "AVIF"
-        if brand in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
-            return "HEIC"
-    text = data[:1024].lstrip().lower()
-    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
-        return "SVG"
-    return None
-
-
-def _unidentified(data: bytes, magic: str | None, limits: ImageLimits) -> str:
-    accepted = ", ".join(sorted(limits.formats))
-    if magic in limits.formats:
-        return f"corrupt or truncated {magic} image: its header is unreadable; re-export it"
-    if magic is not None:
-        return f"{magic} images are not accepted; convert it to one of {accepted}"
-    try:
-        data[:1024].decode("utf-8")
-    except UnicodeDecodeError:
-        return f"data is not a recognised image (it starts {data[:8]!r}); expected {accepted}"
-    return f"data is text, not an image (it starts {data[:20]!r}); expected {accepted}"
-
-
-def _corrupt(fmt: str | None, exc: BaseException) -> str:
-    what = f"{fmt} image" if fmt else "image"
-    return f"corrupt or truncated {what}: {exc}; re-export or re-download it"
 
 
 def _reencode(
@@ -477,7 +253,7 @@ def _reencode(
 
     try:
         upright = ImageOps.exif_transpose(image)
-    except _DECODE_ERRORS:  # a broken EXIF block should not stop the pixels being sent
+    except DECODE_ERRORS:  # a broken EXIF block should not stop the pixels being sent
         upright = image.copy()
     needs_png = (
         _has_alpha(upright)
@@ -496,7 +272,7 @@ def _reencode(
     icc = upright.info.get("icc_profile") if upright.mode in ("RGB", "RGBA", "L", "LA") else None
     try:
         base = _convert(upright, attempts[0][0])
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise ImageError(f"cannot convert a {upright.mode} image for sending: {exc}") from None
 
     full = base.size

@@ -1,0 +1,221 @@
+"""`_Base`: every decision a conversation makes, shared by the sync and async twins.
+
+Building the user message (images checked against the model's limits), preparing the prompt
+(compacting when due), predicting the cache hit, recording the reply with its usage and cost,
+warning of a cut reply, and `run()`'s step count. `Conversation` and `AsyncConversation` only
+call the model (the httpx way: one base, two thin I/O twins).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from attrs import define, evolve, field
+
+from contextkit.cache import PrefixCacheModel
+from contextkit.conversation.reply import Reply
+from contextkit.conversation.tools import ToolFunctions, _schemas
+from contextkit.counting import render_prompt
+from contextkit.errors import LengthWarning, ValidationError
+from contextkit.images import check_image_count, prepare_image
+from contextkit.models import spec_for
+from contextkit.tokens.deepseek_v4 import generated_text
+from contextkit.tokens.encoding import encode
+from contextkit.types import Message, ToolCall
+
+if TYPE_CHECKING:
+    import os
+
+    from PIL import Image
+
+    from contextkit.policy import CompactionPolicy
+    from contextkit.prompt import Prompt
+    from contextkit.summarizers import Summarizer
+    from contextkit.thread import Thread
+
+__all__ = ["ImageSource"]
+
+ImageSource: TypeAlias = "str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image"
+"""An image to send: a path, its bytes, a PIL image, a `data:` URL or an http(s) URL."""
+
+
+@define
+class _Call:
+    """What one call needs between building and recording (shared by sync and async)."""
+
+    prompt: Prompt
+    request: dict[str, Any]
+    prompt_ids: list[int] | None
+    predicted_hit: int | None
+    started: float
+
+
+@define
+class _ToolLoop:
+    """`run()`'s bookkeeping: the schemas every step sends, and when to stop calling."""
+
+    schemas: Sequence[Mapping[str, Any]]
+    max_steps: int
+    steps: int = 1
+
+    def again(self) -> bool:
+        """Whether to call the model once more, its tool calls answered."""
+        if self.steps >= self.max_steps:
+            return False
+        self.steps += 1
+        return True
+
+    def done(self, reply: Reply) -> Reply:
+        """The last reply, with the number of calls it took."""
+        return evolve(reply, steps=self.steps)
+
+
+@define
+class _Base:
+    """The parts of a conversation that do not touch the network."""
+
+    client: Any
+    thread: Thread
+    summarizer: Summarizer | None = None
+    compaction: CompactionPolicy | None = None
+    max_tokens: int = 4_096
+    predict_cache: bool = True
+    _cache: PrefixCacheModel = field(factory=PrefixCacheModel, init=False)
+
+    def _begin(
+        self,
+        text: str | None,
+        *,
+        images: Sequence[ImageSource] | None = None,
+        max_tokens: int | None = None,
+        thinking: bool | None = None,
+        reasoning_effort: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        stream: bool = False,
+        extra: object = None,
+        idempotency_key: str | None = None,
+        **create_kwargs: Any,
+    ) -> _Call:
+        """`send()` up to the model call: the user message appended, the request built."""
+        self._user(text, images, idempotency_key)
+        return self._prepare(
+            max_tokens=max_tokens,
+            thinking=thinking,
+            reasoning_effort=reasoning_effort,
+            tools=tools,
+            extra=extra,
+            stream=stream,
+            create_kwargs=create_kwargs,
+        )
+
+    def _user(
+        self, text: str | None, images: Sequence[ImageSource] | None, idempotency_key: str | None
+    ) -> None:
+        if text is None and not images:
+            return
+        content: str | list[dict[str, Any]] | None = text
+        if images:
+            spec = spec_for(self.thread.model)
+            if spec.image_limits is None:
+                raise ValidationError(f"model {spec.name} takes no images")
+            check_image_count(len(images), spec.image_limits)
+            parts: list[dict[str, Any]] = [{"type": "text", "text": text or ""}]
+            parts += [prepare_image(i, limits=spec.image_limits).to_part() for i in images]
+            content = parts
+        self.thread.append({"role": "user", "content": content}, idempotency_key=idempotency_key)
+
+    def _prepare(
+        self,
+        *,
+        max_tokens: int | None,
+        thinking: bool | None,
+        reasoning_effort: str | None,
+        tools: Sequence[Mapping[str, Any]] | None,
+        extra: object,
+        stream: bool,
+        create_kwargs: Mapping[str, Any],
+    ) -> _Call:
+        prompt = self.thread.prepare(
+            max_tokens=max_tokens or self.max_tokens,
+            extra=extra,
+            tools=tools,
+            thinking=thinking,
+            reasoning_effort=reasoning_effort,
+            compaction=self.compaction,
+            summarizer=self.summarizer,
+        )
+        request = prompt.request()
+        request.update(create_kwargs)
+        if stream:
+            request["stream"] = True
+            request["stream_options"] = {"include_usage": True}
+        prompt_ids = predicted = None
+        if self.predict_cache:
+            text = render_prompt(
+                list(prompt.messages),
+                tools=tools,
+                thinking=prompt.thinking,
+                reasoning_effort=prompt.reasoning_effort,
+                model=prompt.model,
+            )
+            prompt_ids = encode(text)
+            predicted = self._cache.lookup(prompt_ids).hit_tokens
+        return _Call(prompt, request, prompt_ids, predicted, time.perf_counter())
+
+    def _record(self, call: _Call, response: object) -> Reply:
+        """Store the response (an SDK object or its dict) and return it as a `Reply`."""
+        latency = (time.perf_counter() - call.started) * 1000.0
+        recorded = self.thread.record_call(
+            response,
+            prompt=call.prompt,
+            latency_ms=latency,
+            predicted_cache_hit_tokens=call.predicted_hit,
+        )
+        message, finish = recorded.message, recorded.finish_reason
+        if call.prompt_ids is not None:
+            self._remember(call.prompt_ids, message, finish)
+        if finish == "length":  # stacklevel counts from here: keep this in `_record`
+            warnings.warn(
+                f"the reply in thread {self.thread.id!r} was cut at max_tokens "
+                f"({call.prompt.max_tokens:,}); raise max_tokens for a complete answer",
+                LengthWarning,
+                stacklevel=4,
+            )
+        return Reply(
+            message=message,
+            finish_reason=finish,
+            usage=recorded.usage,
+            cost_usd=recorded.cost_usd,
+            prompt=call.prompt,
+            predicted_cache_hit_tokens=call.predicted_hit,
+            latency_ms=latency,
+        )
+
+    def _remember(self, prompt_ids: list[int], message: Message, finish: str | None) -> None:
+        """Tell the cache model about the call: its prompt, and the reply the provider keeps."""
+        calls = [c.to_openai() for c in message.tool_calls]
+        finished = finish != "length"
+        ended = message.reasoning_content is None or bool(message.text or calls) or finished
+        completion = generated_text(
+            message.reasoning_content,
+            message.text,
+            calls,
+            reasoning_ended=ended,
+            finished=finished,
+        )
+        self._cache.request(prompt_ids, completion=encode(completion))
+
+    def _answer(self, call: ToolCall, content: str) -> None:
+        self.thread.append({"role": "tool", "tool_call_id": call.id, "content": content})
+
+    def _tool_loop(
+        self,
+        tools: ToolFunctions,
+        max_steps: int,
+        schemas: Sequence[Mapping[str, Any]] | None,
+    ) -> _ToolLoop:
+        tool_list = list(schemas) if schemas is not None else _schemas(tools)
+        return _ToolLoop(tool_list, max_steps)

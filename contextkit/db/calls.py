@@ -1,0 +1,135 @@
+"""Call rows (one per recorded model call: usage, cost, prediction) and the calibration
+table (the last gap between reported and predicted prompt tokens, per prompt structure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import frozen
+from sqlalchemy import Connection, RowMapping, func, insert, select, update
+
+from contextkit.db.schema import CalibrationRow, CallRow, ThreadRow, utcnow
+from contextkit.tokens.calibration import Calibration
+
+__all__ = [
+    "CallTotals",
+    "SeenCall",
+    "add_call",
+    "calibrate",
+    "calibration",
+    "correction",
+    "find_response",
+    "rows",
+    "totals",
+]
+
+
+@frozen(kw_only=True)
+class CallTotals:
+    """A thread's calls summed up."""
+
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cache_hit_tokens: int
+    cache_miss_tokens: int
+    predicted_prompt_tokens: int
+    predicted_cache_hit_tokens: int
+    cost_usd: float
+
+
+@frozen
+class SeenCall:
+    """A call already recorded for a response id."""
+
+    cost_usd: float | None
+
+
+def find_response(conn: Connection, pk: int, response_id: str) -> SeenCall | None:
+    """The call recorded for this response id, or None."""
+    seen = conn.execute(
+        select(CallRow.cost_usd).where(CallRow.thread_pk == pk, CallRow.response_id == response_id)
+    ).first()
+    return None if seen is None else SeenCall(seen.cost_usd)
+
+
+def add_call(conn: Connection, pk: int, values: Mapping[str, Any]) -> int:
+    """Store the thread's next call (numbered after its last); returns its number."""
+    n = int(conn.execute(select(ThreadRow.call_count).where(ThreadRow.pk == pk)).scalar_one()) + 1
+    conn.execute(insert(CallRow).values(thread_pk=pk, n=n, created_at=utcnow(), **values))
+    conn.execute(update(ThreadRow).where(ThreadRow.pk == pk).values(call_count=n))
+    return n
+
+
+def calibrate(conn: Connection, model: str, structure: str, delta: int) -> None:
+    """Remember the latest reported-minus-predicted gap for prompts of this structure."""
+    key = (CalibrationRow.model == model, CalibrationRow.structure == structure)
+    updated = conn.execute(
+        update(CalibrationRow)
+        .where(*key)
+        .values(delta=delta, observations=CalibrationRow.observations + 1, updated_at=utcnow())
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            insert(CalibrationRow).values(
+                model=model, structure=structure, delta=delta, observations=1, updated_at=utcnow()
+            )
+        )
+
+
+def correction(conn: Connection, model: str, structure: str) -> int:
+    """The gap last observed for prompts of this structure (0 if none yet)."""
+    delta = conn.execute(
+        select(CalibrationRow.delta).where(
+            CalibrationRow.model == model, CalibrationRow.structure == structure
+        )
+    ).scalar_one_or_none()
+    return int(delta or 0)
+
+
+def calibration(conn: Connection, model: str) -> Calibration:
+    """Every structure's last observed gap for `model`, as one value."""
+    rows = conn.execute(
+        select(CalibrationRow.structure, CalibrationRow.delta, CalibrationRow.observations).where(
+            CalibrationRow.model == model
+        )
+    ).all()
+    return Calibration({s: d for s, d, _ in rows}, sum(n for _, _, n in rows))
+
+
+def totals(conn: Connection, pk: int) -> CallTotals:
+    """A thread's calls summed in one aggregate query."""
+    agg: Any = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(CallRow.prompt_tokens), 0),
+            func.coalesce(func.sum(CallRow.completion_tokens), 0),
+            func.coalesce(func.sum(CallRow.reasoning_tokens), 0),
+            func.coalesce(func.sum(CallRow.cache_hit_tokens), 0),
+            func.coalesce(func.sum(CallRow.cache_miss_tokens), 0),
+            func.coalesce(func.sum(CallRow.predicted_prompt_tokens), 0),
+            func.coalesce(func.sum(CallRow.predicted_cache_hit_tokens), 0),
+            func.coalesce(func.sum(CallRow.cost_usd), 0.0),
+        ).where(CallRow.thread_pk == pk)
+    ).one()
+    return CallTotals(
+        calls=agg[0],
+        prompt_tokens=int(agg[1]),
+        completion_tokens=int(agg[2]),
+        reasoning_tokens=int(agg[3]),
+        cache_hit_tokens=int(agg[4]),
+        cache_miss_tokens=int(agg[5]),
+        predicted_prompt_tokens=int(agg[6]),
+        predicted_cache_hit_tokens=int(agg[7]),
+        cost_usd=float(agg[8]),
+    )
+
+
+def rows(conn: Connection, pk: int) -> list[RowMapping]:
+    """Every call row of a thread as stored (for export)."""
+    return list(
+        conn.execute(select(CallRow).where(CallRow.thread_pk == pk).order_by(CallRow.n)).mappings()
+    )

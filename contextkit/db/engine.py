@@ -1,0 +1,164 @@
+"""Engines and transactions that behave the same on SQLite and PostgreSQL.
+
+SQLite gets WAL, a busy timeout, foreign keys, and real transactions (`BEGIN` for reads,
+`BEGIN IMMEDIATE` for writes, so two writers queue instead of deadlocking on upgrade).
+PostgreSQL writers lock the thread row. Both retry transient conflicts, bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from contextkit.errors import ContextKitError, StoreError, ValidationError
+
+__all__ = [
+    "DEFAULT_URL",
+    "URL",
+    "Connection",
+    "Engine",
+    "create_engine",
+    "normalize_url",
+    "read",
+    "write",
+]
+
+DEFAULT_URL = "sqlite:///./contextkit.db"
+BUSY_TIMEOUT_S = 30.0
+MAX_ATTEMPTS = 12
+_WRITE = "contextkit_write"
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}
+
+T = TypeVar("T")
+
+
+def normalize_url(url: str | URL | None) -> URL:
+    """Resolve the database URL: argument, then `CONTEXTKIT_URL`, then `./contextkit.db`.
+
+    Plain `postgresql://` URLs use psycopg 3 (the `postgres` extra).
+    """
+    raw = url if url is not None else os.environ.get("CONTEXTKIT_URL") or DEFAULT_URL
+    try:
+        parsed = make_url(raw)
+    except ArgumentError as exc:
+        raise ValidationError(f"not a database URL: {raw!s:.200} ({exc})") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def create_engine(url: str | URL | None = None, *, echo: bool = False) -> Engine:
+    """An engine for `url` with contextkit's connection settings applied."""
+    parsed = normalize_url(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
+        if parsed.database in (None, "", ":memory:"):
+            kwargs["poolclass"] = StaticPool
+    elif parsed.get_backend_name() == "postgresql":
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = sa.create_engine(parsed, **kwargs)
+    except ModuleNotFoundError as exc:
+        raise ContextKitError(
+            f"the database driver for {parsed.drivername} is not installed ({exc.name}); "
+            "for PostgreSQL run: pip install 'contextkit[postgres]'"
+        ) from None
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise ValidationError(f"not a usable database URL ({exc})") from None
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    memory = engine.url.database in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _on_begin)
+        cur = dbapi_conn.cursor()
+        if not memory:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _transient(exc: DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        return True
+    text = str(exc.orig).lower()
+    return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _run(
+    engine: Engine, fn: Callable[[Connection], T], *, write: bool, foreign_keys: bool = True
+) -> T:
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            with engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{_WRITE: True})
+                if foreign_keys or conn.dialect.name != "sqlite":
+                    with conn.begin():
+                        return fn(conn)
+                return _without_foreign_keys(conn, fn)
+        except DBAPIError as exc:
+            if not _transient(exc) or attempt == MAX_ATTEMPTS:
+                raise StoreError(
+                    f"the database failed the operation ({type(exc.orig).__name__}: "
+                    f"{str(exc.orig).strip()[:300]})"
+                ) from exc
+            time.sleep(min(2.0, 0.01 * 2**attempt) * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _without_foreign_keys(conn: Connection, fn: Callable[[Connection], T]) -> T:
+    """Run `fn` in a transaction with SQLite's foreign keys off, checked before commit.
+
+    Schema migrations rebuild tables (copy, drop, rename); with foreign keys on, dropping
+    the old `threads` table would cascade-delete every message. The pragma only takes effect
+    outside a transaction, hence the raw connection.
+    """
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        with conn.begin():
+            result = fn(conn)
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise StoreError(f"migration left {len(broken)} dangling rows; rolled back")
+        return result
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def write(engine: Engine, fn: Callable[[Connection], T], *, foreign_keys: bool = True) -> T:
+    """Run `fn` in a write transaction, retrying busy/serialization conflicts (bounded).
+
+    `foreign_keys=False` is for schema migrations on SQLite (see `_without_foreign_keys`).
+    """
+    return _run(engine, fn, write=True, foreign_keys=foreign_keys)
+
+
+def read(engine: Engine, fn: Callable[[Connection], T]) -> T:
+    """Run `fn` in a read transaction (one consistent snapshot), with the same retries."""
+    return _run(engine, fn, write=False)
