@@ -72,18 +72,18 @@ from contextkit.cache import (
     CacheRequest,
     PrefixCacheModel,
 )
-from contextkit.compaction import (
+from contextkit.counting import render_prompt
+from contextkit.errors import ContextOverflowError
+from contextkit.policy import CompactionPolicy
+from contextkit.summarizers import (
     _LLM_INSTRUCTIONS,
-    CompactionPolicy,
     ExtractiveSummarizer,
     SummaryResult,
     _transcript_line,
 )
-from contextkit.errors import ContextOverflowError
 from contextkit.testing.sharegpt import _ROLES, iter_items
-from contextkit.tokens import render_prompt
+from contextkit.tokens.deepseek_v4 import ASSISTANT, BOS, END_THINK, EOS, THINK, USER
 from contextkit.tokens.encoding import encode, encode_batch, encoding
-from contextkit.tokens.template import ASSISTANT, BOS, END_THINK, EOS, THINK, USER
 from contextkit.types import Message
 
 MODEL = "deepseek-v4-flash"
