@@ -24,6 +24,7 @@ from contextkit._validators import at_least, is_bool, non_negative_number
 from contextkit.errors import UnknownModelError, ValidationError
 from contextkit.tokens.chat import ChatTemplate, ReasoningReplay, Tokenizer
 from contextkit.tokens.deepseek_v4 import DeepSeekV4Template
+from contextkit.tokens.encoding import count_tokens_text
 from contextkit.tokens.image_tokens import DEFAULT_IMAGE_LIMITS, ImageLimits
 from contextkit.tokens.openai_chat import OpenAIChatTemplate
 
@@ -83,8 +84,6 @@ class DeepSeekV4Tokenizer:
     """DeepSeek V4's tokenizer; special-token strings in the text count as one token each."""
 
     def count(self, text: str) -> int:
-        from contextkit.tokens.encoding import count_tokens_text
-
         return count_tokens_text(text)
 
 

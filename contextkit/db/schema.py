@@ -7,6 +7,7 @@ compares the migrated database with this metadata).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any, cast
 
@@ -73,8 +74,6 @@ class CanonicalJSON(TypeDecorator[Any]):
         return None if value is None else canonical_json(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
-        import json
-
         return None if value is None else json.loads(value)
 
 
