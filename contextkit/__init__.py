@@ -15,6 +15,7 @@ from contextkit.conversation import (
     ReplyStream,
     tool_schema,
 )
+from contextkit.counting import count_messages, count_tokens, render_prompt
 from contextkit.errors import (
     CompactionWarning,
     ContextKitError,
@@ -41,7 +42,7 @@ from contextkit.summarizers import (
     SummaryResult,
 )
 from contextkit.thread import Thread
-from contextkit.tokens import Calibration, count_messages, count_tokens, image_tokens
+from contextkit.tokens import Calibration, image_tokens
 from contextkit.types import (
     FunctionCall,
     ImagePart,
@@ -100,5 +101,6 @@ __all__ = [
     "known_models",
     "open",
     "register_model",
+    "render_prompt",
     "tool_schema",
 ]

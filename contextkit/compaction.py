@@ -101,11 +101,14 @@ def compact(
     policy: CompactionPolicy | None = None,
     max_tokens: int = 0,
     force: bool = False,
+    summary_room: int | None = None,
 ) -> Summary | None:
     """Summarize the older part of the window now; returns the new summary, or None.
 
     None means nothing to do (the window already holds only recent turns) or another worker
     committed a compaction first. Summarizer errors propagate with the thread unchanged.
+    The summary's target length is the policy's, at most `summary_room` tokens (what fits
+    beside the fixed part and the recent turns of a small budget).
     """
     policy = policy or CompactionPolicy()
     summarizer = summarizer or ExtractiveSummarizer()
@@ -117,11 +120,11 @@ def compact(
     plan = db.read(ref.engine, lambda conn: _plan(conn, ref, policy, max_tokens, force=force))
     if plan is None:
         return None
+    target = policy.summary_tokens(plan.budget)
+    if summary_room is not None:
+        target = max(16, min(target, summary_room))
     result = summarizer.summarize(
-        plan.messages,
-        previous=plan.previous,
-        max_tokens=policy.summary_tokens(plan.budget),
-        model=plan.model,
+        plan.messages, previous=plan.previous, max_tokens=target, model=plan.model
     )
     if not isinstance(result, SummaryResult) or not result.text.strip():
         raise ValidationError("a summarizer must return a SummaryResult with non-empty text")

@@ -64,17 +64,15 @@ def render_prompt(
 ) -> str:
     """The exact prompt text the provider tokenizes, special-token strings included.
 
-    This is the reference the counts are checked against: `count_messages(...)` equals the
-    number of tokens of this string. Images appear as `<｜image｜>` once per image token.
+    `count_messages(...)` equals the number of tokens of this string. For DeepSeek V4 it is
+    byte for byte what DeepSeek's own encoder renders (the model's template generation).
+    Images appear as `<｜image｜>` once per image token.
     """
     spec = _spec(model)
-    msgs = [_as_message(m) for m in messages]
-    kept = kept_reasoning(msgs, thinking=thinking, policy=spec.reasoning_replay)
     return spec.template.render(
-        msgs,
+        [_as_message(m) for m in messages],
         tools=tools,
         thinking=thinking,
-        kept=kept,
         reasoning_effort=reasoning_effort_level(reasoning_effort),
         image_limits=spec.image_limits,
     )
@@ -161,30 +159,19 @@ def count_messages(
 ) -> int:
     """The `usage.prompt_tokens` a request with these messages will report.
 
-    Reasoning is counted where the provider keeps it (the model's `ReasoningReplay`), so raw
-    histories count right too. `thinking=None` means the model's default.
+    Exactly what the model's chat template renders from the request, tokenized: reasoning
+    counts where the provider renders it (for DeepSeek V4: on every assistant message when
+    `tools` are declared, else only after the last user message). `thinking=None` means the
+    model's default.
     """
     if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
         raise ValidationError(f"messages must be a list, got {type(messages).__name__}")
     spec = _spec(model)
-    thinking = spec.thinking_default if thinking is None else thinking
-    template, tokenizer = spec.template, spec.tokenizer
-    msgs = [_as_message(m) for m in messages]
-    kept = kept_reasoning(msgs, thinking=thinking, policy=spec.reasoning_replay)
-    total = sum(
-        template.message_tokens(
-            m, tokenizer, thinking=thinking, keep_reasoning=k, image_limits=spec.image_limits
-        )
-        for m, k in zip(msgs, kept, strict=True)
-    )
-    shapes = [
-        template.message_shape(m, thinking=thinking, keep_reasoning=k)
-        for m, k in zip(msgs, kept, strict=True)
-    ]
-    return total + template.sequence_overhead(
-        shapes,
-        tokenizer,
-        tools_tokens=template.tools_tokens(tools, tokenizer) if tools else 0,
-        thinking=thinking,
+    return spec.template.count(
+        [_as_message(m) for m in messages],
+        spec.tokenizer,
+        tools=tools,
+        thinking=spec.thinking_default if thinking is None else thinking,
         reasoning_effort=reasoning_effort_level(reasoning_effort),
+        image_limits=spec.image_limits,
     )

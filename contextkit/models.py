@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from attrs import field, frozen
@@ -140,7 +140,9 @@ class ModelSpec:
         default=ReasoningReplay.NEVER, converter=ReasoningReplay
     )
     tokenizer: Tokenizer = field(factory=DeepSeekV4Tokenizer)
-    template: ChatTemplate = field(factory=DeepSeekV4Template)
+    template: ChatTemplate = field(default=cast("ChatTemplate", None))
+    """How a request renders and counts; required (no silent default: a foreign model counted
+    with DeepSeek's template would be called exact and be wrong)."""
     image_limits: ImageLimits | None = DEFAULT_IMAGE_LIMITS
     aliased_from: str | None = None
 
@@ -155,6 +157,14 @@ class ModelSpec:
                 f"default_context_tokens ({self.default_context_tokens:,}) exceeds the context "
                 f"window ({self.context_window:,})"
             )
+        if self.template is None:
+            raise ValidationError(
+                f"model {self.name!r} needs template=: the chat template decides what a "
+                "request costs; use DeepSeekV4Template() for DeepSeek V4, OpenAIChatTemplate() "
+                "for an OpenAI-style estimate, or your own ChatTemplate"
+            )
+        if not all(callable(getattr(self.template, m, None)) for m in ("render", "count")):
+            raise ValidationError("template must be a ChatTemplate (render and count methods)")
         if not isinstance(self.tokenizer, Tokenizer):
             raise ValidationError("tokenizer must have a count(text) -> int method")
         if self.prices is not None and not isinstance(self.prices, Prices):
@@ -184,6 +194,7 @@ def _deepseek(name: str, prices: Prices) -> ModelSpec:
         prices=prices,
         thinking_default=True,
         reasoning_replay=ReasoningReplay.TOOL_TURNS,
+        template=DeepSeekV4Template(),
     )
 
 

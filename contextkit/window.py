@@ -52,7 +52,6 @@ __all__ = [
     "assemble",
     "cut_threshold",
     "fixed_weight",
-    "head_without_calls",
     "layout",
     "prepare",
 ]
@@ -145,6 +144,8 @@ class Snapshot:
     pressure: int
     structure: str = ""
     compactable: bool = True
+    floor: int = 0
+    """Weight of the fixed part without the summary (what a new summary must fit beside)."""
 
 
 def prepare(
@@ -205,7 +206,10 @@ def prepare(
             attempted = True
             if snap.pressure > policy.high_water * budget:
                 if snap.compactable:
-                    compacted = _compact(ref, summarizer or defaults[1], policy, max_tokens)
+                    room = budget - snap.floor - int(budget * policy.keep_recent)
+                    compacted = _compact(
+                        ref, summarizer or defaults[1], policy, max_tokens, max(room, 16)
+                    )
                 continue
         prompt, calibrated = assemble(snap, request, compacted=compacted)
         if prompt is not None:
@@ -317,7 +321,7 @@ def read_snapshot(
         tail = cut.live_weight(conn, state, start if last is None else last)
         return Snapshot(
             state, tuple(pinned), (), start, False, 0, summary, pressure,
-            compactable=floor + tail <= budget,
+            compactable=floor + tail <= budget, floor=floor,
         )  # fmt: skip
     if allow_cut and pressure > budget:
         threshold = cut_threshold(state.cum_weight, budget, request.low_water, fixed)
@@ -354,17 +358,21 @@ def _structure(
 def assemble(
     snap: Snapshot, request: Request, *, compacted: bool = False
 ) -> tuple[Prompt | None, int]:
-    """The prompt of `snap` if it fits its budget (else None), and its calibrated count."""
-    forms, counts, shapes, seqs = layout(snap, request.spec, request.thinking)
+    """The prompt of `snap` if it fits its budget (else None), and its calibrated count.
+
+    The count is the model template's count of exactly these messages, `tools`, thinking
+    mode and effort: what the provider renders and bills (`count_messages`).
+    """
+    forms, seqs = layout(snap, request.thinking)
     forms += request.extra_forms
-    counts += request.extra_tokens
-    shapes += request.extra_shapes
-    total = sum(counts) + sequence_overhead(
-        shapes,
-        request.spec,
-        tools_tokens=request.tool_tokens,
+    spec = request.spec
+    total = spec.template.count(
+        forms,
+        spec.tokenizer,
+        tools=request.tools,
         thinking=request.thinking,
-        reasoning_effort=request.reasoning_effort,
+        reasoning_effort=request.effort,
+        image_limits=spec.image_limits,
     )
     calibrated = total + max(snap.correction, 0)
     budget = snap.thread.max_context_tokens - request.max_tokens
@@ -372,8 +380,8 @@ def assemble(
         return None, calibrated
     prompt = Prompt(
         messages=tuple(forms),
-        model=request.spec.name,
-        api_model=request.spec.api_model,
+        model=spec.name,
+        api_model=spec.api_model,
         max_tokens=request.max_tokens,
         budget=budget,
         prompt_tokens=total,
@@ -397,72 +405,42 @@ def assemble(
     return prompt, calibrated
 
 
-def layout(
-    snap: Snapshot, spec: ModelSpec, thinking: bool
-) -> tuple[list[dict[str, Any]], list[int], list[MessageShape], list[int | None]]:
-    """The stored part of the prompt in order, with each message's count and shape."""
+def layout(snap: Snapshot, thinking: bool) -> tuple[list[dict[str, Any]], list[int | None]]:
+    """The stored part of the prompt in order (each message in its replay form), and seqs.
+
+    Reasoning is sent on the messages whose replay form keeps it (tool-call turns), and only
+    in thinking mode; the summary goes after the pinned messages.
+    """
     forms: list[dict[str, Any]] = []
-    counts: list[int] = []
-    shapes: list[MessageShape] = []
     seqs: list[int | None] = []
-
-    def add_summary(summary: Summary) -> None:
-        form = summary.to_message()
-        forms.append(form)
-        counts.append(summary.token_count)
-        shapes.append(message_shape(form, spec, thinking=thinking))
+    if snap.thread.system:
+        forms.append({"role": "system", "content": snap.thread.system})
         seqs.append(None)
-
-    system = snap.thread.system
-    if system:
-        tokens, shape = _system_tokens(spec, system, thinking)
-        forms.append({"role": "system", "content": system})
-        counts.append(tokens)
-        shapes.append(shape)
-        seqs.append(None)
-    exact_mode = thinking == spec.thinking_default
-    head = head_without_calls(snap.live)
-    for i, (message, kept, lead) in enumerate((*snap.pinned, *snap.live)):
+    for i, (message, kept, _) in enumerate((*snap.pinned, *snap.live)):
         if i == len(snap.pinned) and snap.summary is not None:
-            add_summary(snap.summary)
-        form = message.to_openai(reasoning=kept and thinking)
-        forms.append(form)
-        ignored = kept and i - len(snap.pinned) < head
-        if (exact_mode and not ignored) or not kept:
-            counts.append(message.token_count or 0)
-            shapes.append(MessageShape(message.role.value, lead or ""))
-        else:
-            shown = form if not ignored else message.to_openai(reasoning=False)
-            counts.append(message_tokens(shown, spec, thinking=thinking))
-            shapes.append(message_shape(shown, spec, thinking=thinking))
+            forms.append(snap.summary.to_message())
+            seqs.append(None)
+        forms.append(message.to_openai(reasoning=kept and thinking))
         seqs.append(message.seq)
     if snap.summary is not None and not snap.live:
-        add_summary(snap.summary)
-    return forms, counts, shapes, seqs
-
-
-def head_without_calls(live: Sequence[Replayed]) -> int:
-    """Length of the live head before its first user message, if that head makes no call.
-
-    A cut between tool-call groups can leave the tail of a tool-call turn at the head of the
-    window without its calls. Its messages keep their replay form (the bytes stay stable),
-    but the provider, seeing no call in that turn, ignores their reasoning: so do the counts.
-    """
-    for i, (message, _, _) in enumerate(live):
-        if message.role is Role.USER:
-            head = i
-            break
-    else:
-        head = len(live)
-    return 0 if any(m.tool_calls for m, _, _ in live[:head]) else head
+        forms.append(snap.summary.to_message())
+        seqs.append(None)
+    return forms, seqs
 
 
 def _compact(
-    ref: ThreadRef, summarizer: Summarizer, policy: CompactionPolicy, max_tokens: int
+    ref: ThreadRef,
+    summarizer: Summarizer,
+    policy: CompactionPolicy,
+    max_tokens: int,
+    room: int,
 ) -> bool:
-    """Compact now; on a summarizer failure warn and leave the thread as it was."""
+    """Compact now, the summary within `room`; on a summarizer failure warn and leave the
+    thread as it was."""
     try:
-        summary = compact(ref, summarizer=summarizer, policy=policy, max_tokens=max_tokens)
+        summary = compact(
+            ref, summarizer=summarizer, policy=policy, max_tokens=max_tokens, summary_room=room
+        )
     except (PermissionDenied, NotFound):
         raise
     except Exception as exc:

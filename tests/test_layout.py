@@ -29,7 +29,6 @@ from contextkit.window import (
     assemble,
     cut_threshold,
     fixed_weight,
-    head_without_calls,
     layout,
 )
 
@@ -174,22 +173,22 @@ def test_a_positive_calibration_counts_against_the_budget_a_negative_one_does_no
     assert assemble(tight, request())[0] is None
 
 
-def test_head_without_calls_ignores_an_orphaned_tool_turn_tail() -> None:
-    live = stored(*TURNS)
-    assert head_without_calls(live) == 0  # starts at a user message
-    assert head_without_calls(live[3:]) == 1  # the answer of a tool turn, its call cut away
-    assert head_without_calls(live[1:]) == 0  # the head still holds its call
-    assert head_without_calls(live[3:4]) == 1
-
-
-def test_an_orphaned_tail_is_counted_without_its_reasoning() -> None:
-    live = stored(*TURNS)[3:]  # the tool turn's answer, its call cut away, then a user turn
-    forms, counts, _, _ = layout(snapshot(live), SPEC, thinking=True)
-    assert "reasoning_content" in forms[1]  # the bytes stay as written (cache-stable) ...
-    bare = {k: v for k, v in forms[1].items() if k != "reasoning_content"}
-    # ... but the provider ignores reasoning on a turn with no call, and so does the count.
-    assert counts[1] == contextkit.counting.message_tokens(bare, SPEC, thinking=True)
-    assert counts[1] < contextkit.counting.message_tokens(forms[1], SPEC, thinking=True)
+def test_reasoning_sent_before_the_last_user_message_costs_nothing_without_tools() -> None:
+    live = stored(*TURNS)  # the tool turn's reasoning is sent (the API requires it) ...
+    forms, _ = layout(snapshot(live), thinking=True)
+    assert "reasoning_content" in forms[2] and "reasoning_content" in forms[4]
+    bare = [{k: v for k, v in f.items() if k != "reasoning_content"} for f in forms]
+    prompt, _ = assemble(snapshot(live), request(thinking=True))
+    assert prompt is not None
+    # ... but DeepSeek's encoder drops reasoning before the last user message, so it is free
+    assert prompt.prompt_tokens == contextkit.count_messages(bare, model=SPEC.name, thinking=True)
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    with_tools, _ = assemble(snapshot(live), request(thinking=True, tools=tools))
+    assert with_tools is not None
+    # declared tools switch dropping off: every assistant message renders its reasoning
+    assert with_tools.prompt_tokens > contextkit.count_messages(
+        bare, model=SPEC.name, thinking=True, tools=tools
+    )
 
 
 def test_fixed_weight_and_cut_threshold() -> None:

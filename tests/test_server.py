@@ -31,8 +31,8 @@ from contextkit.testing.server import (
     serve,
 )
 from contextkit.tokens import count_messages, count_tokens, render_prompt
+from contextkit.tokens.deepseek_v4 import END_THINK, EOS, REASONING_EFFORT_MAX
 from contextkit.tokens.encoding import encode
-from contextkit.tokens.template import END_THINK, EOS
 
 MODEL = "deepseek-v4-flash"
 SYSTEM = (
@@ -266,7 +266,8 @@ def test_replayed_reasoning_of_a_tool_turn_hits_through_the_previous_output(
 def test_a_prompt_over_the_window_is_refused(srv: DeepSeekServer, client: OpenAI) -> None:
     huge = [user("1a" * 340_000)]
     error = bad_request(client, huge, max_tokens=384_000)
-    prompt = 680_004
+    prompt = count_messages(huge)  # the GA template adds its `high` effort preamble
+    assert prompt == count_messages(huge, thinking=False) + count_tokens(REASONING_EFFORT_MAX)
     assert error["message"] == (
         "This model's maximum context length is 1048576 tokens. However, you requested "
         f"{prompt + 384_000} tokens ({prompt} in the messages, 384000 in the completion). "

@@ -1,4 +1,6 @@
-"""Chat template accounting: counts equal the tokens of the rendered prompt, always."""
+"""Chat template accounting: counts equal the tokens of the rendered prompt, always, and the
+rendering follows DeepSeek's own V4 encoder (its rules, case by case; every golden record of
+the encoder is checked in test_golden_encoder.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,10 +30,13 @@ from contextkit.tokens import (
     prompt_structure,
     render_prompt,
     sequence_overhead,
-    tools_tokens,
 )
+from contextkit.tokens.deepseek_v4 import REASONING_EFFORT_MAX, DeepSeekV4Template
 from contextkit.tokens.encoding import encode
-from contextkit.tokens.template import REASONING_EFFORT_MAX, reasoning_effort_level
+from contextkit.tokens.template import reasoning_effort_level
+
+LAUNCH = attrs.evolve(get_model("deepseek-v4-flash"), template=DeepSeekV4Template("launch"))
+"""The launch encoder: no effort preamble unless `max` (the GA default `high` adds one)."""
 
 Msg = dict[str, Any]
 
@@ -203,18 +209,17 @@ def check_exact(
     thinking: bool,
     effort: str | None,
 ) -> int:
-    prompt = render_prompt(messages, tools=tools, thinking=thinking, reasoning_effort=effort)
-    expected = n_tokens(prompt)
-    counted = count_messages(messages, tools=tools, thinking=thinking, reasoning_effort=effort)
-    assert counted == expected, prompt
-    replay = replay_form(messages, thinking)
-    assert render_prompt(replay, tools=tools, thinking=thinking, reasoning_effort=effort) == prompt
-    stored = sum(message_tokens(m, thinking=thinking) for m in replay)
-    shapes = [message_shape(m, thinking=thinking) for m in replay]
-    overhead = sequence_overhead(
-        shapes, tools_tokens=tools_tokens(tools), thinking=thinking, reasoning_effort=effort
-    )
-    assert stored + overhead == expected
+    for model in ("deepseek-v4-flash", LAUNCH):
+        prompt = render_prompt(
+            messages, tools=tools, thinking=thinking, reasoning_effort=effort, model=model
+        )
+        expected = n_tokens(prompt)
+        counted = count_messages(
+            messages, tools=tools, thinking=thinking, reasoning_effort=effort, model=model
+        )
+        assert counted == expected, prompt
+    for m in messages:  # the per-message size (window weights, stats) is defined for each
+        assert message_tokens(m, thinking=thinking) >= 0
     return expected
 
 
@@ -228,82 +233,142 @@ def test_count_equals_rendered_tokens(
     check_exact(CASES[name], tools=tools, thinking=thinking, effort=effort)
 
 
-def test_golden_chat_thinking() -> None:
-    assert render_prompt(CASES["chat"]) == (
+def render(messages: Sequence[Msg], **kw: Any) -> str:
+    return render_prompt(messages, model=LAUNCH, **kw)
+
+
+def test_encoder_chat_thinking() -> None:
+    assert render(CASES["chat"]) == (
         "<｜begin▁of▁sentence｜>You are helpful."
         "<｜User｜>hi<｜Assistant｜></think>Hello! How can I help?<｜end▁of▁sentence｜>"
         "<｜User｜>What is 2+2?<｜Assistant｜><think>"
     )
-    assert render_prompt(CASES["chat"], thinking=False).endswith(
+    assert render(CASES["chat"], thinking=False).endswith(
         "<｜User｜>What is 2+2?<｜Assistant｜></think>"
     )
 
 
-def test_golden_agent_turn() -> None:
-    assert render_prompt(AGENT[:6]) == (
-        "<｜begin▁of▁sentence｜>You are a weather bot."
-        "<｜User｜>Weather in Paris and the time?"
-        "<｜Assistant｜><think>Two lookups, in parallel.</think>\n\n"
-        "<｜DSML｜tool_calls>\n"
-        '<｜DSML｜invoke name="get_weather">\n'
-        '<｜DSML｜parameter name="city" string="true">Paris</｜DSML｜parameter>\n'
-        '<｜DSML｜parameter name="days" string="false">2</｜DSML｜parameter>\n'
-        "</｜DSML｜invoke>\n"
-        '<｜DSML｜invoke name="now">\n\n</｜DSML｜invoke>\n'
-        "</｜DSML｜tool_calls><｜end▁of▁sentence｜>"
-        '<｜User｜><tool_result>{"sky": "sunny", "temp": 21}</tool_result>\n\n'
-        "<tool_result>12:00</tool_result>"
-        "<｜Assistant｜><think>Done.</think>Sunny, 21°C; it is noon.<｜end▁of▁sentence｜>"
+AGENT_TURN = (
+    "<｜User｜>Weather in Paris and the time?<｜Assistant｜><think>"
+    "Two lookups, in parallel.</think>\n\n"
+    "<｜DSML｜tool_calls>\n"
+    '<｜DSML｜invoke name="get_weather">\n'
+    '<｜DSML｜parameter name="city" string="true">Paris</｜DSML｜parameter>\n'
+    '<｜DSML｜parameter name="days" string="false">2</｜DSML｜parameter>\n'
+    "</｜DSML｜invoke>\n"
+    '<｜DSML｜invoke name="now">\n\n</｜DSML｜invoke>\n'
+    "</｜DSML｜tool_calls><｜end▁of▁sentence｜>"
+    '<｜User｜><tool_result>{"sky": "sunny", "temp": 21}</tool_result>\n\n'
+    "<tool_result>12:00</tool_result>"
+    "<｜Assistant｜><think>Done.</think>Sunny, 21°C; it is noon.<｜end▁of▁sentence｜>"
+)
+
+
+def test_encoder_agent_turn_with_tools_declared_keeps_every_reasoning() -> None:
+    prompt = render(AGENT, tools=[CLOCK_TOOL])
+    assert prompt.startswith("<｜begin▁of▁sentence｜>You are a weather bot.\n\n## Tools\n\n")
+    assert AGENT_TURN in prompt  # tool results merge into one user block, in call order
+    # declared tools switch dropping off: every assistant message renders <think>…</think>
+    assert prompt.endswith(
+        "<｜User｜>Thanks!<｜Assistant｜><think>Polite.</think>You're welcome."
+        "<｜end▁of▁sentence｜><｜User｜>And London?<｜Assistant｜><think>"
     )
 
 
-def test_golden_later_turn_keeps_tool_turn_reasoning_only() -> None:
-    prompt = render_prompt(AGENT)
-    assert "<think>Two lookups, in parallel.</think>" in prompt
-    assert "<think>Done.</think>" in prompt
-    assert "Polite." not in prompt
+def test_encoder_without_tools_drops_reasoning_before_the_last_user_message() -> None:
+    prompt = render(AGENT)
+    # no `tools` parameter: even the tool loop's reasoning is dropped (it costs nothing)
+    assert "Two lookups" not in prompt and "Done." not in prompt and "Polite." not in prompt
+    assert "<｜Assistant｜></think>\n\n<｜DSML｜tool_calls>" in prompt
     assert prompt.endswith(
         "<｜User｜>Thanks!<｜Assistant｜></think>You're welcome.<｜end▁of▁sentence｜>"
         "<｜User｜>And London?<｜Assistant｜><think>"
     )
-    chat = render_prompt(AGENT, thinking=False)
+    # the latest tool result is "the last user message": the loop's reasoning after it stays
+    pending = render(AGENT[:6])
+    assert pending.endswith(
+        "<｜Assistant｜><think>Done.</think>Sunny, 21°C; it is noon.<｜end▁of▁sentence｜>"
+    )
+    assert "Two lookups" not in pending
+    chat = render(AGENT, thinking=False)
     assert "Two lookups" not in chat and "<think>" not in chat
 
 
-def test_golden_tools_block_and_effort() -> None:
-    prompt = render_prompt(
-        [{"role": "system", "content": "S"}, {"role": "user", "content": "u"}],
+def test_encoder_tools_join_the_first_system_message() -> None:
+    prompt = render(
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "u"}],
         tools=[CLOCK_TOOL],
         reasoning_effort="max",
     )
-    assert prompt.startswith("<｜begin▁of▁sentence｜>" + REASONING_EFFORT_MAX + "\n\n## Tools\n\n")
-    assert (
+    assert prompt.startswith(
+        "<｜begin▁of▁sentence｜>" + REASONING_EFFORT_MAX + "Be brief.\n\n## Tools\n\n"
+    )
+    assert prompt.endswith(
         '### Available Tool Schemas\n\n{"name": "now", "description": "Current time (UTC).", '
         '"parameters": {}}\n\nYou MUST strictly follow the above defined tool name and '
-        "parameter schemas to invoke tool calls.\nS<｜User｜>u<｜Assistant｜><think>"
-    ) in prompt
-    assert REASONING_EFFORT_MAX not in render_prompt(
+        "parameter schemas to invoke tool calls.\n<｜User｜>u<｜Assistant｜><think>"
+    )
+    no_system = render([{"role": "user", "content": "u"}], tools=[CLOCK_TOOL])
+    assert no_system.startswith("<｜begin▁of▁sentence｜>\n\n## Tools\n\n")
+    assert REASONING_EFFORT_MAX not in render(
         [{"role": "user", "content": "u"}], thinking=False, reasoning_effort="max"
     )
 
 
-def test_golden_seams_we_keep_at_special_tokens() -> None:
-    assert render_prompt(CASES["several systems"], thinking=False) == (
-        "<｜begin▁of▁sentence｜>You are helpful."
-        "<｜User｜>Summary of earlier turns: the user likes tea."
+def test_encoder_generations_differ_only_in_the_effort_preamble() -> None:
+    msgs = CASES["chat"]
+    ga = render_prompt(msgs)  # GA is the default: the API's default effort `high` adds one
+    assert ga.startswith("<｜begin▁of▁sentence｜>Reasoning Effort: Absolute maximum")
+    assert ga == render(msgs, reasoning_effort="max")
+    assert render_prompt(msgs, reasoning_effort="max").startswith(
+        "<｜begin▁of▁sentence｜>Reasoning Effort: Beyond maximum"
+    )
+    assert (
+        render_prompt(msgs, reasoning_effort="low")
+        == render(msgs)
+        == render(msgs, reasoning_effort="high")
+    )
+    assert render_prompt(msgs, thinking=False) == render(msgs, thinking=False)
+
+
+def test_encoder_seams_without_special_tokens() -> None:
+    assert render(CASES["several systems"], thinking=False) == (
+        "<｜begin▁of▁sentence｜>You are helpful.Summary of earlier turns: the user likes tea."
         "<｜User｜>Recommend a drink.<｜Assistant｜></think>Green tea.<｜end▁of▁sentence｜>"
-        "<｜User｜>Now 14:02 UTC.<｜User｜>And later?<｜Assistant｜></think>"
+        "Now 14:02 UTC.<｜User｜>And later?<｜Assistant｜></think>"
     )
-    assert render_prompt(CASES["system then assistant"], thinking=False).startswith(
-        "<｜begin▁of▁sentence｜>Greet first.<｜Assistant｜></think>Welcome!<｜end▁of▁sentence｜>"
+    assert render(CASES["system then assistant"], thinking=False).startswith(
+        "<｜begin▁of▁sentence｜>Greet first.Welcome!<｜end▁of▁sentence｜>"
     )
-    assert render_prompt(CASES["assistant first"], thinking=False).startswith(
+    assert render(CASES["assistant first"], thinking=False).startswith(
         "<｜begin▁of▁sentence｜>Hi, I'm your assistant.<｜end▁of▁sentence｜><｜User｜>hello"
     )
+    merged = render(CASES["consecutive users and tool then user"], thinking=False)
+    assert merged.startswith(
+        "<｜begin▁of▁sentence｜><｜User｜>First thought.\n\n\n\nSecond thought, with leading "
+        "newlines.<｜Assistant｜></think>"
+    )
+    assert merged.endswith(
+        "<tool_result>09:00</tool_result>\n\n\nAlso: hurry.<｜Assistant｜></think>"
+    )
+    # a request ending with an assistant message: in thinking mode it renders <think></think>
+    assert render(CASES["unicode"]).endswith(
+        "<｜Assistant｜><think></think>こんにちは 2024-01-01<｜end▁of▁sentence｜>"
+    )
+
+
+def test_encoder_developer_messages() -> None:
+    named = CASES["names and developer"]
+    chat = render(named, thinking=False)
+    assert "<｜User｜>Answer in French.<｜User｜>Hi<｜Assistant｜></think>Salut" in chat
+    # thinking mode without tools drops developer messages before the last user message
+    thinking = render(named)
+    assert "Answer in French." not in thinking and "Now in German." not in thinking
+    assert render(named, tools=[CLOCK_TOOL]).count("<｜User｜>Answer in French.") == 1
 
 
 def test_images_render_as_placeholder_tokens() -> None:
-    prompt = render_prompt(CASES["images"])
+    prompt = render(CASES["images"])
     assert prompt.count("<｜image｜>") == (85 + 170 * 4) + 85 + 2805
     assert "What is in these?\n\n<｜image｜>" in prompt
 
@@ -327,35 +392,30 @@ def test_kept_reasoning_per_turn() -> None:
     assert always == [False, False, True, False, False, True, False, True, False]
 
 
-def test_message_tokens_is_context_free_and_counts_replay_form() -> None:
+def test_message_tokens_is_a_standalone_size_in_replay_form() -> None:
     answer = {"role": "assistant", "content": "ok", "reasoning_content": "because"}
     with_reasoning = message_tokens(answer)
     without = message_tokens({"role": "assistant", "content": "ok"})
-    assert with_reasoning == without + n_tokens("because") + 1
-    assert message_tokens(answer, thinking=False) == without
-    assert without == n_tokens("ok") + 1
+    assert with_reasoning == without + n_tokens("because")
+    assert message_tokens(answer, thinking=False) == without - 1 == n_tokens("ok") + 1
+    user = message_tokens({"role": "user", "content": "hi"})
+    assert user == n_tokens("hi") + 3  # <｜User｜> … <｜Assistant｜><think>
 
 
-def test_overhead_rules() -> None:
-    def overhead(roles: str, **kw: Any) -> int:
-        names = {"s": "system", "d": "developer", "u": "user", "a": "assistant", "t": "tool"}
-        return sequence_overhead([MessageShape(names[r]) for r in roles], **kw)
-
-    assert overhead("") == 1
-    assert overhead("u") == 1 + 1 + 2
-    assert overhead("sua") == 1 + 0 + 1 + 2
-    assert overhead("suau") == 1 + 0 + 1 + 2 + 1 + 2
-    assert overhead("suatt") == 1 + 0 + 1 + 2 + 1 + 0 + 2
-    assert overhead("ss") == 1 + 0 + 1 + 2
-    assert overhead("sa") == 1 + 0 + 2
-    assert overhead("a") == 1
-    assert overhead("a", tools_tokens=100) == 1 + 100 + 2
+def test_overhead_estimate() -> None:
+    assert sequence_overhead([], model=LAUNCH) == 3
+    assert sequence_overhead([], model=LAUNCH, tools_tokens=100) == 103
+    preamble = n_tokens(REASONING_EFFORT_MAX)
+    assert sequence_overhead([], model=LAUNCH, reasoning_effort="max") == 3 + preamble
+    assert sequence_overhead([], thinking=True) == 3 + preamble  # GA: `high` by default
+    assert sequence_overhead([], thinking=False) == 3
 
 
 def test_legacy_model_ids_count_with_their_thinking_mode() -> None:
     with pytest.warns(DeprecationWarning):
         chat = count_messages(CASES["chat"], "deepseek-chat")
     assert chat == n_tokens(render_prompt(CASES["chat"], thinking=False))
+    assert chat == count_messages(CASES["chat"], thinking=False)
     with pytest.warns(DeprecationWarning):
         spec = get_model("deepseek-reasoner")
     assert count_messages(AGENT, spec) == n_tokens(render_prompt(AGENT, thinking=True))
@@ -379,7 +439,7 @@ def test_invalid_input() -> None:
 def test_openai_template_is_formula_only() -> None:
     with pytest.raises(NotImplementedError):
         OpenAIChatTemplate().render(
-            [], tools=None, thinking=False, kept=[], reasoning_effort=None, image_limits=None
+            [], tools=None, thinking=False, reasoning_effort=None, image_limits=None
         )
 
 

@@ -83,11 +83,23 @@ class ChatTemplate(Protocol):
         *,
         tools: Tools | None,
         thinking: bool,
-        kept: Sequence[bool],
         reasoning_effort: str | None,
         image_limits: ImageLimits | None,
     ) -> str:
-        """The exact prompt text; `kept[i]` says whether message i shows its reasoning."""
+        """The exact prompt text the provider renders from this request."""
+        ...
+
+    def count(
+        self,
+        messages: Sequence[MessageDict],
+        tokenizer: Tokenizer,
+        *,
+        tools: Tools | None,
+        thinking: bool,
+        reasoning_effort: str | None,
+        image_limits: ImageLimits | None,
+    ) -> int:
+        """The request's prompt tokens: what budgets, cost and calibration rest on."""
         ...
 
     def message_tokens(

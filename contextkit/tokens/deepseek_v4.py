@@ -51,10 +51,12 @@ changes there, which its `MessageShape.lead` records.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
 from contextkit.errors import ValidationError
 from contextkit.tokens.chat import (
@@ -69,7 +71,7 @@ from contextkit.tokens.chat import (
     _text,
     _to_json,
 )
-from contextkit.tokens.image_tokens import DEFAULT_IMAGE_LIMITS, ImageLimits
+from contextkit.tokens.image_tokens import ImageLimits
 
 __all__ = [
     "ASSISTANT",
@@ -132,8 +134,6 @@ _TOOLS_TAIL = (
     "\n\nYou MUST strictly follow the above defined tool name and parameter schemas to "
     "invoke tool calls.\n"
 )
-_LEAD_CONTEXT = 8
-"""Characters kept after a message's leading whitespace in `MessageShape.lead`."""
 
 
 def _dsml_arguments(arguments: object) -> str:
@@ -172,65 +172,175 @@ def _dsml_tool_calls(tool_calls: object) -> str:
     return f"\n\n<{DSML}tool_calls>\n{joined}\n</{DSML}tool_calls>"
 
 
-def _lead(body: str) -> str:
-    if not body or not body[0].isspace():
+_EFFORT_HIGH_GA = REASONING_EFFORT_MAX
+_EFFORT_MAX_GA = (
+    "Reasoning Effort: Beyond maximum \u2014 exhaustive, relentless, and uncompromising.\n"
+    "You MUST reason with the utmost depth and rigor, leaving absolutely nothing to chance: "
+    "exhaustively decompose the problem into its most fundamental components, trace every "
+    "causal chain to its root, and resolve the underlying cause rather than any surface "
+    "symptom.\n"
+    "Do not stop reasoning until you have independently verified the solution from multiple "
+    "angles and are certain that no assumption remains unchecked and no error remains "
+    "undiscovered.\n\n"
+)
+GENERATIONS = ("launch", "ga")
+"""Encoder generations: `launch` is `encoding/encoding_dsv4.py` of the first V4-Flash/-Pro
+releases (sha256 bdbd57c1...5e0, efforts `high`/`max`, only `max` adds a preamble); `ga` is the
+encoder of V4-Flash-0731 / V4-Pro-0813 (efforts `low`/`high`/`max`; `high`, the API's
+default, and `max` add a preamble). Everything else renders the same."""
+
+
+def _preamble(generation: str, thinking: bool, effort: str | None) -> str:
+    if not thinking:
         return ""
-    k = len(body) - len(body.lstrip())
-    return body[: k + _LEAD_CONTEXT]
+    if generation == "launch":
+        return REASONING_EFFORT_MAX if effort == "max" else ""
+    level = effort or "high"  # the API's default effort
+    return {"high": _EFFORT_HIGH_GA, "max": _EFFORT_MAX_GA}.get(level, "")
 
 
-def _seam(tokenizer: Tokenizer, before: str, lead: str) -> int:
-    """Tokens gained by writing `lead` right after `before` instead of counting both apart."""
-    if not lead:
-        return 0
-    return tokenizer.count(before + lead) - tokenizer.count(before) - tokenizer.count(lead)
+@frozen
+class _Block:
+    """One message of the encoder's merged sequence (tool results folded into user blocks)."""
+
+    role: str
+    text: str = ""
+    reasoning: str | None = None
+    calls: str = ""
+    call_ids: tuple[str, ...] = ()
+    blocks: tuple[tuple[str, str, str], ...] = ()
+    """User blocks: (kind, text, tool_call_id) with kind "text" or "tool_result"."""
 
 
-def _user_side(role: str, index: int) -> bool:
-    return role in ("user", "developer", "tool") or (role == "system" and index > 0)
+def _merged(
+    messages: Sequence[MessageDict], tools: Tools | None, image: Callable[[Any], str]
+) -> list[_Block]:
+    """The encoder's view of a request: tools attached, tool results merged and ordered."""
+    out: list[_Block] = []
+    tools_text = _tools_block(tools) if tools else ""
+    msgs = [_as_message(m) for m in messages]
+    if tools_text and (not msgs or msgs[0]["role"] not in ("system", "developer")):
+        out.append(_Block("system", tools_text))
+        tools_text = ""
+    for index, message in enumerate(msgs):
+        role = message["role"]
+        content = _content(message.get("content"), image)
+        if role in ("user", "tool"):
+            block = (
+                ("tool_result", content, str(message.get("tool_call_id") or ""))
+                if role == "tool"
+                else ("text", content, "")
+            )
+            if out and out[-1].role == "user":
+                out[-1] = _Block("user", blocks=(*out[-1].blocks, block))
+            else:
+                out.append(_Block("user", blocks=(block,)))
+        elif role == "assistant":
+            calls = message.get("tool_calls") or ()
+            reasoning = message.get("reasoning_content")
+            ids = tuple(str(c.get("id") or "") if isinstance(c, Mapping) else "" for c in calls)
+            out.append(
+                _Block(
+                    "assistant",
+                    content,
+                    None if reasoning is None else _text(reasoning, "reasoning_content"),
+                    _dsml_tool_calls(calls),
+                    ids,
+                )
+            )
+        else:
+            out.append(_Block(role, content + (tools_text if index == 0 else "")))
+    return _ordered_results(out)
+
+
+def _ordered_results(merged: list[_Block]) -> list[_Block]:
+    """Tool results of a user block in the order of the calls of the last assistant before."""
+    order: dict[str, int] = {}
+    out = []
+    for block in merged:
+        if block.role == "assistant" and block.call_ids:
+            order = {cid: n for n, cid in enumerate(block.call_ids) if cid}
+        results = [b for b in block.blocks if b[0] == "tool_result"]
+        if block.role == "user" and len(results) > 1 and order:
+            ranked = iter(sorted(results, key=lambda b: order.get(b[2], 0)))
+            block = _Block(
+                "user",
+                blocks=tuple(next(ranked) if b[0] == "tool_result" else b for b in block.blocks),
+            )
+        out.append(block)
+    return out
 
 
 @frozen
 class DeepSeekV4Template:
-    """DeepSeek V4's chat template (see the module docstring for sources and deviations)."""
+    """DeepSeek V4's chat template, as DeepSeek's own encoder renders a request.
 
-    name: str = "deepseek-v4"
+    `generation` picks the encoder (see `GENERATIONS`): the renderings differ only in the
+    reasoning-effort preamble. `render` is the exact prompt text; `count` its token count,
+    computed per piece between special tokens (the tokenizer never merges across one), with
+    each piece's count cached, so a steady-state build tokenizes only what is new.
+    """
+
+    generation: str = field(default="ga")
+
+    @generation.validator
+    def _check(self, _: object, value: object) -> None:
+        if value not in GENERATIONS:
+            raise ValidationError(f"generation must be one of {GENERATIONS}, got {value!r:.40}")
+
+    @property
+    def name(self) -> str:
+        return f"deepseek-v4-{self.generation}"
 
     def tools_block(self, tools: Tools) -> str:
         """The text `tools` add to the prompt: a blank line and the "## Tools" section."""
-        schemas = "\n".join(_to_json(function) for function in _functions(tools))
-        return "\n\n" + _TOOLS_HEAD + schemas + _TOOLS_TAIL
+        return _tools_block(tools)
 
-    def body(
+    def pieces(
         self,
-        message: MessageDict,
+        messages: Sequence[MessageDict],
         *,
+        tools: Tools | None,
         thinking: bool,
-        keep_reasoning: bool,
-        image_limits: ImageLimits | None = DEFAULT_IMAGE_LIMITS,
-        measure_images: bool = True,
-    ) -> str:
-        """One message's own text: everything but the role openers the sequence adds.
-
-        With `measure_images=False` an image is a single placeholder (for `message_shape`,
-        which only looks at how the text starts).
-        """
-        message = _as_message(message)
-        role = message["role"]
+        reasoning_effort: str | None,
+        image_limits: ImageLimits | None,
+        preamble: bool = True,
+        bos: bool = True,
+    ) -> list[str]:
+        """The prompt as text pieces; special tokens stand alone, so pieces tokenize apart."""
 
         def image(part: Mapping[str, Any]) -> str:
-            return IMAGE * _image_cost(part, image_limits) if measure_images else IMAGE
+            return _IMAGE_MARK + str(_image_cost(part, image_limits))
 
-        content = _content(message.get("content"), image)
-        if role == "tool":
-            return TOOL_RESULT_OPEN + content + TOOL_RESULT_CLOSE
-        if role != "assistant":
-            return content
-        reasoning = message.get("reasoning_content")
-        head = ""
-        if thinking and keep_reasoning and reasoning is not None:
-            head = _text(reasoning, "reasoning_content") + END_THINK
-        return head + content + _dsml_tool_calls(message.get("tool_calls")) + EOS
+        merged = _merged(messages, tools, image)
+        drop = not tools
+        if thinking and drop:
+            merged = _drop_thinking(merged)
+        last_user = _last_user(merged)
+        out: list[str] = [BOS] if bos else []
+        if preamble:
+            out.append(_preamble(self.generation, thinking, reasoning_effort))
+        for index, block in enumerate(merged):
+            if block.role == "system":
+                out.append(block.text)
+            elif block.role == "developer":
+                out += [USER, block.text]
+            elif block.role == "user":
+                parts = [
+                    b[1] if b[0] == "text" else TOOL_RESULT_OPEN + b[1] + TOOL_RESULT_CLOSE
+                    for b in block.blocks
+                ]
+                out += [USER, TOOL_RESULT_JOIN.join(parts)]
+            else:
+                if thinking and (not drop or index > last_user):
+                    out += [block.reasoning or "", END_THINK]
+                out += [block.text + block.calls, EOS]
+            following = merged[index + 1].role if index + 1 < len(merged) else None
+            if following not in (None, "assistant") or block.role not in ("user", "developer"):
+                continue
+            opens = thinking and (not drop or index >= last_user)
+            out += [ASSISTANT, THINK if opens else END_THINK]
+        return _joined(_expand_images(out))
 
     def render(
         self,
@@ -238,45 +348,37 @@ class DeepSeekV4Template:
         *,
         tools: Tools | None,
         thinking: bool,
-        kept: Sequence[bool],
         reasoning_effort: str | None,
         image_limits: ImageLimits | None,
     ) -> str:
-        msgs = [_as_message(m) for m in messages]
-        out = [BOS]
-        if thinking and reasoning_effort == "max":
-            out.append(REASONING_EFFORT_MAX)
-        if tools:
-            out.append(self.tools_block(tools))
-        order: dict[str, int] = {}
-        results: list[tuple[int, str]] = []
-        for i, message in enumerate(msgs):
-            role = message["role"]
-            prev = msgs[i - 1]["role"] if i else None
-            body = self.body(
-                message, thinking=thinking, keep_reasoning=kept[i], image_limits=image_limits
+        return "".join(
+            self.pieces(
+                messages,
+                tools=tools,
+                thinking=thinking,
+                reasoning_effort=reasoning_effort,
+                image_limits=image_limits,
             )
-            if role == "tool":
-                if prev != "tool":
-                    out.append(USER)
-                results.append((order.get(message.get("tool_call_id") or "", 0), body))
-                if i + 1 == len(msgs) or msgs[i + 1]["role"] != "tool":
-                    results.sort(key=lambda keyed: keyed[0])
-                    out.append(TOOL_RESULT_JOIN.join(body for _, body in results))
-                    results = []
-                continue
-            if role == "assistant":
-                calls = message.get("tool_calls")
-                if calls:
-                    order = _call_order(calls)
-                if (prev is not None and prev != "assistant") or (i == 0 and tools):
-                    out += [ASSISTANT, THINK if thinking and kept[i] else END_THINK]
-            elif i > 0 or role != "system":
-                out.append(USER)
-            out.append(body)
-        if msgs and _user_side(msgs[-1]["role"], len(msgs) - 1):
-            out += [ASSISTANT, THINK if thinking else END_THINK]
-        return "".join(out)
+        )
+
+    def count(
+        self,
+        messages: Sequence[MessageDict],
+        tokenizer: Tokenizer,
+        *,
+        tools: Tools | None,
+        thinking: bool,
+        reasoning_effort: str | None,
+        image_limits: ImageLimits | None,
+    ) -> int:
+        pieces = self.pieces(
+            messages,
+            tools=tools,
+            thinking=thinking,
+            reasoning_effort=reasoning_effort,
+            image_limits=image_limits,
+        )
+        return sum(piece_tokens(tokenizer, piece) for piece in pieces)
 
     def message_tokens(
         self,
@@ -287,22 +389,25 @@ class DeepSeekV4Template:
         keep_reasoning: bool,
         image_limits: ImageLimits | None,
     ) -> int:
-        body = self.body(
-            message, thinking=thinking, keep_reasoning=keep_reasoning, image_limits=image_limits
+        """A message's size on its own (for window weights and stats, not for budgets)."""
+        message = _as_message(message)
+        if message.get("reasoning_content") is not None and not keep_reasoning:
+            message = {k: v for k, v in message.items() if k != "reasoning_content"}
+        pieces = self.pieces(
+            [message],
+            tools=None,
+            thinking=thinking,
+            reasoning_effort=None,
+            image_limits=image_limits,
+            preamble=False,
+            bos=False,
         )
-        return tokenizer.count(body)
+        return sum(piece_tokens(tokenizer, piece) for piece in pieces)
 
     def message_shape(
         self, message: MessageDict, *, thinking: bool, keep_reasoning: bool
     ) -> MessageShape:
-        message = _as_message(message)
-        role = message["role"]
-        if role not in ("system", "assistant"):
-            return MessageShape(role)
-        body = self.body(
-            message, thinking=thinking, keep_reasoning=keep_reasoning, measure_images=False
-        )
-        return MessageShape(role, _lead(body))
+        return MessageShape(_as_message(message)["role"])
 
     def tools_tokens(self, tools: Tools, tokenizer: Tokenizer) -> int:
         return tokenizer.count(self.tools_block(tools)) if tools else 0
@@ -316,41 +421,104 @@ class DeepSeekV4Template:
         thinking: bool,
         reasoning_effort: str | None,
     ) -> int:
-        total = 1
-        first = shapes[0] if shapes else None
-        glued_first = first is not None and (
-            first.role == "system" or (first.role == "assistant" and not tools_tokens)
-        )
-        if thinking and reasoning_effort == "max":
-            total += tokenizer.count(REASONING_EFFORT_MAX)
-            if tools_tokens:
-                total += _seam(tokenizer, REASONING_EFFORT_MAX, _lead("\n\n" + _TOOLS_HEAD))
-            elif first is not None and glued_first:
-                total += _seam(tokenizer, REASONING_EFFORT_MAX, first.lead)
-        if tools_tokens:
-            total += tools_tokens
-            if first is not None and first.role == "system":
-                total += _seam(tokenizer, _TOOLS_TAIL, first.lead)
-        tool_join: int | None = None
-        for i, shape in enumerate(shapes):
-            prev = shapes[i - 1].role if i else None
-            if shape.role == "assistant":
-                if (prev is not None and prev != "assistant") or (i == 0 and tools_tokens):
-                    total += 2
-            elif shape.role == "tool" and prev == "tool":
-                if tool_join is None:
-                    tool_join = _tool_join(tokenizer)
-                total += tool_join
-            elif i > 0 or shape.role != "system":
-                total += 1
-        if shapes and _user_side(shapes[-1].role, len(shapes) - 1):
-            total += 2
-        return total
+        """An estimate of what surrounds the messages: BOS, preamble, tools, generation prompt."""
+        preamble = _preamble(self.generation, thinking, reasoning_effort)
+        return 3 + tools_tokens + (piece_tokens(tokenizer, preamble) if preamble else 0)
 
 
-def _tool_join(tokenizer: Tokenizer) -> int:
-    block = TOOL_RESULT_OPEN + "x" + TOOL_RESULT_CLOSE
-    return tokenizer.count(block + TOOL_RESULT_JOIN + block) - 2 * tokenizer.count(block)
+_IMAGE_MARK = "\x00image:"
+"""Stands for an image's run of `<｜image｜>` tokens while pieces are built (NUL never
+survives validation into stored text)."""
+
+
+def _expand_images(pieces: list[str]) -> list[str]:
+    if not any(_IMAGE_MARK in p for p in pieces):
+        return pieces
+    out = []
+    for piece in pieces:
+        if _IMAGE_MARK not in piece:
+            out.append(piece)
+            continue
+        head, *rest = piece.split(_IMAGE_MARK)
+        if head:
+            out.append(head)
+        for chunk in rest:
+            digits = len(chunk) - len(chunk.lstrip("0123456789"))
+            out.append(IMAGE * int(chunk[:digits]))
+            if chunk[digits:]:
+                out.append(chunk[digits:])
+    return out
+
+
+_SPECIALS = frozenset({BOS, EOS, USER, ASSISTANT, THINK, END_THINK})
+
+
+def _joined(pieces: list[str]) -> list[str]:
+    """Adjacent text pieces as one: text meets text with no special token between (a system
+    message and the assistant message after it), and the tokenizer sees them as one."""
+    out: list[str] = []
+    glue = False
+    for piece in pieces:
+        if not piece:
+            continue
+        text = piece not in _SPECIALS and not piece.startswith(IMAGE)
+        if text and glue:
+            out[-1] += piece
+        else:
+            out.append(piece)
+        glue = text
+    return out
+
+
+def _drop_thinking(merged: list[_Block]) -> list[_Block]:
+    """Thinking mode without tools: earlier reasoning and earlier developer messages go."""
+    last = _last_user(merged)
+    out = []
+    for index, block in enumerate(merged):
+        if index >= last or block.role in ("user", "system"):
+            out.append(block)
+        elif block.role == "assistant":
+            out.append(_Block("assistant", block.text, None, block.calls))
+    return out
+
+
+def _last_user(merged: Sequence[_Block]) -> int:
+    for index in range(len(merged) - 1, -1, -1):
+        if merged[index].role in ("user", "developer"):
+            return index
+    return -1
+
+
+_PIECE_CACHE: OrderedDict[tuple[Tokenizer, int, int], int] = OrderedDict()
+_PIECE_CACHE_SIZE = 65_536
+_PIECE_LOCK = threading.Lock()
+
+
+def piece_tokens(tokenizer: Tokenizer, piece: str) -> int:
+    """Tokens of one piece, cached by its content (a build re-counts only new pieces)."""
+    if piece.startswith(IMAGE) and piece == IMAGE * (len(piece) // len(IMAGE)):
+        return len(piece) // len(IMAGE)
+    if len(piece) < 64:
+        return tokenizer.count(piece)
+    key = (tokenizer, len(piece), hash(piece))
+    with _PIECE_LOCK:
+        found = _PIECE_CACHE.get(key)
+        if found is not None:
+            _PIECE_CACHE.move_to_end(key)
+            return found
+    value = tokenizer.count(piece)
+    with _PIECE_LOCK:
+        _PIECE_CACHE[key] = value
+        if len(_PIECE_CACHE) > _PIECE_CACHE_SIZE:
+            _PIECE_CACHE.popitem(last=False)
+    return value
+
+
+def _tools_block(tools: Tools | None) -> str:
+    if not tools:
+        return ""
+    schemas = "\n".join(_to_json(function) for function in _functions(tools))
+    return "\n\n" + _TOOLS_HEAD + schemas + _TOOLS_TAIL
 
 
 def _call_order(calls: Sequence[Any]) -> dict[str, int]:

@@ -49,11 +49,28 @@ class OpenAIChatTemplate:
         *,
         tools: Tools | None,
         thinking: bool,
-        kept: Sequence[bool],
         reasoning_effort: str | None,
         image_limits: ImageLimits | None,
     ) -> str:
         raise NotImplementedError(f"the {self.name} template counts by formula; it has no text")
+
+    def count(
+        self,
+        messages: Sequence[MessageDict],
+        tokenizer: Tokenizer,
+        *,
+        tools: Tools | None,
+        thinking: bool,
+        reasoning_effort: str | None,
+        image_limits: ImageLimits | None,
+    ) -> int:
+        total = sum(
+            self.message_tokens(
+                m, tokenizer, thinking=thinking, keep_reasoning=False, image_limits=image_limits
+            )
+            for m in messages
+        )
+        return total + self.reply_priming + (self.tools_tokens(tools, tokenizer) if tools else 0)
 
     def message_tokens(
         self,
