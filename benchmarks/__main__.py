@@ -31,6 +31,11 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
         ["--messages", "2000", "--repeat", "1", "--load-repeat", "1"],
         ["--messages", "10000", "--repeat", "3", "--load-repeat", "3"],
     ),
+    "count_messages": (
+        "bench_count_messages.py",
+        ["--quick"],
+        ["--requests", "2000", "--repeat", "5"],
+    ),
     "append": ("bench_peers.py", ["--parts", "append", "--quick"], ["--parts", "append"]),
     "build": ("bench_peers.py", ["--parts", "build", "--quick"], ["--parts", "build"]),
     "replay": ("bench_peers.py", ["--parts", "replay", "--quick"], ["--parts", "replay"]),

@@ -17,6 +17,7 @@ from contextkit.conversation import (
 )
 from contextkit.counting import count_messages, count_tokens, render_prompt
 from contextkit.errors import (
+    CacheWarning,
     CompactionWarning,
     ContextKitError,
     ContextOverflowError,
@@ -57,6 +58,7 @@ from contextkit.usage import Stats
 __all__ = [
     "AsyncConversation",
     "AsyncReplyStream",
+    "CacheWarning",
     "Calibration",
     "CompactionPolicy",
     "CompactionWarning",

@@ -319,9 +319,16 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
 @_json_option
 @click.pass_obj
 def stats_cmd(obj: _Ctx, thread_id: str | None, as_json: bool) -> None:
-    """Usage, cache hits and cost: of one thread, or per thread for the whole store."""
+    """Usage, cache hits and cost: of one thread, or per thread for the whole store.
+
+    Also the calibration learned from reported usage: per model and prompt structure, the
+    tokens the provider counted beyond contextkit's count (a constant preamble shows here).
+    """
     threads = [obj.thread(thread_id)] if thread_id else list(obj.store.threads(all_owners=True))
-    rows = [{"thread": t.id, **_stats_dict(t.stats())} for t in threads]
+    learned = {m: obj.store.calibration(m).as_dict() for m in sorted({t.model for t in threads})}
+    rows = [
+        {"thread": t.id, **_stats_dict(t.stats()), "calibration": learned[t.model]} for t in threads
+    ]
     if as_json:
         _emit_json(rows[0] if thread_id else rows)
         return
@@ -336,6 +343,7 @@ def stats_cmd(obj: _Ctx, thread_id: str | None, as_json: bool) -> None:
         "completion",
         "cost $",
         "compactions",
+        "prefix breaks",
     )
     for r in rows:
         table.add_row(
@@ -347,8 +355,15 @@ def stats_cmd(obj: _Ctx, thread_id: str | None, as_json: bool) -> None:
             f"{r['completion_tokens']:,}",
             f"{r['cost_usd']:.6f}",
             str(r["compactions"]),
+            ", ".join(f"{k} {n}" for k, n in r["prefix_breaks"].items()) or "-",
         )
     _console().print(table)
+    corrections = Table("model", "prompt structure", "learned correction (tokens)")
+    for model, deltas in learned.items():
+        for structure, delta in sorted(deltas.items()):
+            corrections.add_row(model, structure, f"{delta:+,}")
+    if corrections.row_count:
+        _console().print(corrections)
 
 
 @cli.command("export")

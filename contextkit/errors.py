@@ -7,6 +7,7 @@ so callers can catch one type; each message says what was wrong and what to do a
 from __future__ import annotations
 
 __all__ = [
+    "CacheWarning",
     "CompactionWarning",
     "ContextKitError",
     "ContextOverflowError",
@@ -78,6 +79,10 @@ class StoreError(ContextKitError):
 
 class CompactionWarning(UserWarning):
     """A compaction failed; the thread is unchanged and the prompt fell back to the cut point."""
+
+
+class CacheWarning(UserWarning):
+    """A call breaks the provider's prefix cache in a way the caller can avoid."""
 
 
 class LengthWarning(UserWarning):

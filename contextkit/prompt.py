@@ -42,6 +42,13 @@ class Prompt:
     sections: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
     """How many of `messages` are system prompt, pinned, summary, live window, extra."""
     tools: Tools | None = field(default=None, eq=False)
+    tools_digest: str | None = None
+    """sha256 of the declared tools' canonical JSON (of `[]` when none are declared)."""
+    prefix_break: str | None = None
+    """Why this prompt does not start with the previous call's: `tools` (the tool set
+    changed: DeepSeek renders tools into the system prompt, so every turn renders anew),
+    `mode` (thinking or effort changed), `window` (compaction or a moved cut point); None
+    when it extends it (or there was no previous call)."""
 
     def to_list(self) -> list[dict[str, Any]]:
         """Fresh dicts for `client.chat.completions.create(messages=...)`."""

@@ -6,6 +6,7 @@ A facade: every decision lives in the layers below (`window`, `compaction`, `usa
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -16,7 +17,7 @@ from contextkit.db import engine as db
 from contextkit.db import messages, threads
 from contextkit.db.messages import Pending, pending
 from contextkit.db.threads import ThreadRef, ThreadState
-from contextkit.errors import NotFound, ValidationError
+from contextkit.errors import CacheWarning, NotFound, ValidationError
 from contextkit.policy import CompactionPolicy
 from contextkit.prompt import Prompt
 from contextkit.settings import thread_settings
@@ -44,6 +45,7 @@ class Thread:
         self._ref = ThreadRef(store.engine, state.pk, state.id, state.owner)
         self._info = state.info()
         self._last_prompt: Prompt | None = None
+        self._warned_tools = False
 
     def __repr__(self) -> str:
         return f"<Thread {self.id!r} owner={self.owner!r} model={self.model!r}>"
@@ -148,6 +150,16 @@ class Thread:
             extra=extra,
             **options,
         )
+        if prompt.prefix_break == "tools" and not self._warned_tools:
+            self._warned_tools = True
+            warnings.warn(
+                f"the tool set of thread {self.id!r} differs from its last call's: DeepSeek "
+                "renders tools into the system prompt, so every earlier turn renders anew and "
+                "the provider's prefix cache misses; declare the same tools on every call of "
+                "a thread",
+                CacheWarning,
+                stacklevel=2,
+            )
         self._last_prompt = prompt
         return prompt
 

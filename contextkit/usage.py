@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 
-from attrs import frozen
+from attrs import field, frozen
 
 from contextkit._sdk import MAX_TOKENS, Usage, as_mapping
 from contextkit._validators import check_int
@@ -56,6 +57,9 @@ class Stats:
     """Model calls plus summarizer calls."""
     compactions: int = 0
     summarizer_cost_usd: float = 0.0
+    prefix_breaks: Mapping[str, int] = field(factory=dict)
+    """Calls whose prompt did not extend the previous call's, by cause (see
+    `Prompt.prefix_break`): each is a prefix-cache miss from that point on."""
 
     @property
     def cache_hit_ratio(self) -> float:
@@ -157,6 +161,8 @@ def record_call(
                     "latency_ms": latency_ms,
                     "finish_reason": finish,
                     "window_start": prompt.window_start if prompt else None,
+                    "tools_digest": prompt.tools_digest if prompt else None,
+                    "prefix_break": prompt.prefix_break if prompt else None,
                 },
             )
             if prompt is not None and prompt.model == spec.name:
@@ -207,6 +213,7 @@ def stats(ref: ThreadRef) -> Stats:
             cost_usd=agg.cost_usd + summary_cost,
             compactions=state.summary_n,
             summarizer_cost_usd=summary_cost,
+            prefix_breaks=calls.prefix_breaks(conn, ref.pk),
         )
 
     return db.read(ref.engine, read)

@@ -14,6 +14,7 @@ a `Snapshot`; `prepare` only reads snapshots, compacts and stores a moved cut po
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Mapping, Sequence
 from functools import lru_cache, partial
@@ -27,6 +28,7 @@ from contextkit.compaction import compact
 from contextkit.counting import message_shape, message_tokens, sequence_overhead, tools_tokens
 from contextkit.db import blobs, calls, cut, summaries, threads
 from contextkit.db import engine as db
+from contextkit.db.calls import LastCall
 from contextkit.db.cut import Replayed
 from contextkit.db.threads import ThreadRef, ThreadState
 from contextkit.errors import (
@@ -42,7 +44,7 @@ from contextkit.prompt import Prompt
 from contextkit.summarizers import Summarizer, Summary
 from contextkit.tokens.calibration import prompt_structure
 from contextkit.tokens.chat import MessageShape, Tools, reasoning_effort_level
-from contextkit.types import Message, Role
+from contextkit.types import Message, Role, canonical_json
 
 __all__ = [
     "LOW_WATER",
@@ -53,6 +55,7 @@ __all__ = [
     "cut_threshold",
     "fixed_weight",
     "layout",
+    "prefix_break",
     "prepare",
 ]
 
@@ -67,6 +70,7 @@ class Request:
     effort: str | None
     reasoning_effort: str | None
     tools: Tools | None
+    tools_digest: str
     tool_tokens: int
     extras: tuple[Message, ...]
     extra_forms: tuple[dict[str, Any], ...]
@@ -102,6 +106,7 @@ class Request:
             if isinstance(form.get("content"), list):
                 blobs.extract(form["content"], spec.image_limits)  # corrupt images: ImageError
         shapes = [message_shape(f, spec, thinking=mode) for f in forms]
+        tool_tokens = tools_tokens(tools, spec)  # checks the tools first
         return cls(
             spec=spec,
             max_tokens=max_tokens,
@@ -109,7 +114,8 @@ class Request:
             effort=effort,
             reasoning_effort=reasoning_effort,
             tools=tools,
-            tool_tokens=tools_tokens(tools, spec),
+            tools_digest=hashlib.sha256(canonical_json(list(tools or ())).encode()).hexdigest(),
+            tool_tokens=tool_tokens,
             extras=tuple(extras),
             extra_forms=tuple(forms),
             extra_tokens=tuple(counts),
@@ -146,6 +152,8 @@ class Snapshot:
     compactable: bool = True
     floor: int = 0
     """Weight of the fixed part without the summary (what a new summary must fit beside)."""
+    previous: LastCall | None = None
+    """The thread's last recorded call, to name what breaks the prefix (`prefix_break`)."""
 
 
 def prepare(
@@ -332,8 +340,9 @@ def read_snapshot(
     structure = _structure(state, pinned, summary, live, request)
     correction = calls.correction(conn, request.spec.name, structure)
     return Snapshot(
-        state, tuple(pinned), tuple(live), start, moved, correction, summary, pressure, structure
-    )
+        state, tuple(pinned), tuple(live), start, moved, correction, summary, pressure, structure,
+        previous=calls.last_call(conn, state.pk),
+    )  # fmt: skip
 
 
 def _structure(
@@ -401,8 +410,34 @@ def assemble(
             len(request.extras),
         ),
         tools=request.tools,
+        tools_digest=request.tools_digest,
+        prefix_break=prefix_break(snap, request),
     )
     return prompt, calibrated
+
+
+_MODES = frozenset({"think", "chat", "low", "high", "max"})
+
+
+def prefix_break(snap: Snapshot, request: Request) -> str | None:
+    """Why this prompt will not start with the previous call's prompt, if it will not.
+
+    `tools`: the declared tool set changed (DeepSeek renders it into the system prompt, so
+    every earlier turn renders anew); `mode`: thinking or effort changed; `window`: the
+    window starts elsewhere (a compaction or a moved cut point). None: the prefix extends.
+    """
+    last = snap.previous
+    if last is None:
+        return None
+    if last.tools_digest is not None and last.tools_digest != request.tools_digest:
+        return "tools"
+    if last.structure is not None:
+        before = _MODES & set(last.structure.split("+"))
+        if before != _MODES & set(snap.structure.split("+")):
+            return "mode"
+    if last.window_start is not None and last.window_start != snap.window_start:
+        return "window"
+    return None
 
 
 def layout(snap: Snapshot, thinking: bool) -> tuple[list[dict[str, Any]], list[int | None]]:

@@ -205,3 +205,29 @@ def test_chat_repl_against_the_local_server(tmp_path: Path, deepseek):
     store = contextkit.open(url)
     assert len(store.get_thread("t1")) == 2
     store.close()
+
+
+def test_stats_shows_the_learned_correction_per_prompt_structure(tmp_path: Path):
+    """A provider adding a constant preamble (as a newer encoder generation does) shows up
+    as a learned correction for that prompt structure, and the next budget includes it."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    store = contextkit.open(url)
+    thread = store.thread("cal", model="deepseek-v4-flash", system="Be brief.")
+    thread.append({"role": "user", "content": "hi"})
+    prompt = thread.prepare(max_tokens=100)
+    thread.record(
+        {
+            "id": "r1",
+            "choices": [{"message": {"role": "assistant", "content": "hello"}}],
+            "usage": {"prompt_tokens": prompt.prompt_tokens + 79, "completion_tokens": 2},
+        }
+    )
+    store.close()
+    stats = json.loads(run("stats", "cal", "--json", url=url).stdout)
+    assert stats["calibration"] == {prompt.structure: 79}
+    table = run("stats", url=url).stdout
+    assert "learned correction" in table and prompt.structure in table and "+79" in table
+    thread = contextkit.open(url).thread("cal")
+    thread.append({"role": "user", "content": "and?"})
+    nxt = thread.prepare(max_tokens=100)
+    assert nxt.structure == prompt.structure and nxt.calibrated_tokens == nxt.prompt_tokens + 79

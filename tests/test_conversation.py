@@ -270,3 +270,34 @@ def test_public_surface():
     }
     for name in conversation.__all__:
         assert getattr(contextkit, name) is getattr(conversation, name)
+
+
+CLOCK = {"type": "function", "function": {"name": "now", "description": "The time."}}
+WEATHER = {"type": "function", "function": {"name": "weather", "description": "The weather."}}
+
+
+def test_a_changed_tool_set_warns_once_and_is_counted_as_a_prefix_break(store, deepseek):
+    """DeepSeek renders the tools into the system prompt: a new tool set re-renders every
+    earlier turn, so the server's cache misses from the first tool schema on."""
+    t = store.thread("tools", model="deepseek-v4-flash", system="You are terse.")
+    conv = contextkit.Conversation(client(deepseek), t, max_tokens=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", contextkit.CacheWarning)
+        first = conv.send("What time is it?", tools=[CLOCK])
+        same = conv.send("And now?", tools=[CLOCK])  # same tools: the prefix extends
+    assert same.prompt.prefix_break is None and same.usage.cache_hit_tokens > 0
+    with pytest.warns(contextkit.CacheWarning, match="tool set of thread 'tools'"):
+        changed = conv.send("And the weather?", tools=[CLOCK, WEATHER])
+    assert changed.prompt.prefix_break == "tools"
+    # the server's cache hit stops inside the system prompt, before the tools block
+    assert changed.usage.cache_hit_tokens < first.usage.prompt_tokens
+    assert changed.usage.cache_hit_tokens == changed.predicted_cache_hit_tokens
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", contextkit.CacheWarning)  # once per thread handle
+        dropped = conv.send("Thanks.")
+    assert dropped.prompt.prefix_break == "tools"
+    toggled = conv.send("Think hard.", tools=[CLOCK, WEATHER], thinking=False)
+    assert toggled.prompt.prefix_break == "tools"
+    again = conv.send("Briefly.", tools=[CLOCK, WEATHER], thinking=True)
+    assert again.prompt.prefix_break == "mode"
+    assert t.stats().prefix_breaks == {"mode": 1, "tools": 3}

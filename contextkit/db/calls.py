@@ -15,12 +15,15 @@ from contextkit.tokens.calibration import Calibration
 
 __all__ = [
     "CallTotals",
+    "LastCall",
     "SeenCall",
     "add_call",
     "calibrate",
     "calibration",
     "correction",
     "find_response",
+    "last_call",
+    "prefix_breaks",
     "rows",
     "totals",
 ]
@@ -98,6 +101,36 @@ def calibration(conn: Connection, model: str) -> Calibration:
         )
     ).all()
     return Calibration({s: d for s, d, _ in rows}, sum(n for _, _, n in rows))
+
+
+@frozen
+class LastCall:
+    """What the next prompt is compared with to tell whether it extends this call's prefix."""
+
+    structure: str | None
+    window_start: int | None
+    tools_digest: str | None
+
+
+def last_call(conn: Connection, pk: int) -> LastCall | None:
+    """The thread's most recent call (one indexed read of the primary key), or None."""
+    row = conn.execute(
+        select(CallRow.structure, CallRow.window_start, CallRow.tools_digest)
+        .where(CallRow.thread_pk == pk)
+        .order_by(CallRow.n.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else LastCall(row.structure, row.window_start, row.tools_digest)
+
+
+def prefix_breaks(conn: Connection, pk: int) -> dict[str, int]:
+    """How many of a thread's calls broke the cached prefix, by cause."""
+    rows = conn.execute(
+        select(CallRow.prefix_break, func.count())
+        .where(CallRow.thread_pk == pk, CallRow.prefix_break.is_not(None))
+        .group_by(CallRow.prefix_break)
+    ).all()
+    return {str(cause): int(n) for cause, n in sorted(rows)}
 
 
 def totals(conn: Connection, pk: int) -> CallTotals:

@@ -22,6 +22,7 @@ from contextkit.types import check_text
 
 __all__ = [
     "CALL_FIELDS",
+    "LATE_CALL_FIELDS",
     "SUMMARY_FIELDS",
     "call_rows",
     "parse_time",
@@ -36,6 +37,8 @@ _SUMMARIES: Table = SummaryRow.__table__  # type: ignore[assignment]
 _CALLS: Table = CallRow.__table__  # type: ignore[assignment]
 SUMMARY_FIELDS = tuple(c.name for c in _SUMMARIES.columns if c.name != "thread_pk")
 CALL_FIELDS = tuple(c.name for c in _CALLS.columns if c.name != "thread_pk")
+LATE_CALL_FIELDS = ("tools_digest", "prefix_break")
+"""Call fields newer than the export format: optional on import, omitted when null."""
 
 
 def parse_time(value: object, what: str) -> datetime:

@@ -219,6 +219,10 @@ class CallRow(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(32))
     window_start: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tools_digest: Mapped[str | None] = mapped_column(String(64))
+    """sha256 of the declared tools' canonical JSON (NULL: none declared, or unknown)."""
+    prefix_break: Mapped[str | None] = mapped_column(String(16))
+    """Why this prompt did not extend the previous call's: tools, mode or window."""
 
     __table_args__ = (Index(None, "thread_pk", "response_id", unique=True),)
 

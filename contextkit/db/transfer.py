@@ -25,6 +25,7 @@ from contextkit.db.engine import Engine
 from contextkit.db.messages import Pending
 from contextkit.db.records import (
     CALL_FIELDS,
+    LATE_CALL_FIELDS,
     SUMMARY_FIELDS,
     call_rows,
     parse_time,
@@ -91,7 +92,11 @@ def export_thread(ref: ThreadRef) -> Iterator[dict[str, Any]]:
     for row in found[0]:
         yield {"type": "summary", "thread": info.id, **{f: _iso(row[f]) for f in SUMMARY_FIELDS}}
     for row in found[1]:
-        yield {"type": "call", "thread": info.id, **{f: _iso(row[f]) for f in CALL_FIELDS}}
+        fields = {f: _iso(row[f]) for f in CALL_FIELDS}
+        for late in LATE_CALL_FIELDS:  # absent from older exports: written only when known
+            if fields[late] is None:
+                del fields[late]
+        yield {"type": "call", "thread": info.id, **fields}
 
 
 def _page(conn: Connection, ref: ThreadRef, after: int) -> list[Message]:

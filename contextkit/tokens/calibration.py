@@ -33,8 +33,9 @@ def prompt_structure(
     features = ["think" if thinking else "chat"]
     if tools:
         features.append("tools")
-    if thinking and reasoning_effort_level(reasoning_effort) == "max":
-        features.append("max")
+    level = reasoning_effort_level(reasoning_effort)
+    if thinking and level is not None:
+        features.append(level)  # the GA encoder's preambles differ by level
     pairs = set(itertools.pairwise(roles))
     if {("user", "user"), ("tool", "user"), ("developer", "user")} & pairs:
         features.append("user-after-user")

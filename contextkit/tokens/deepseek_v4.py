@@ -53,7 +53,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from attrs import field, frozen
@@ -498,7 +498,7 @@ def piece_tokens(tokenizer: Tokenizer, piece: str) -> int:
     """Tokens of one piece, cached by its content (a build re-counts only new pieces)."""
     if piece.startswith(IMAGE) and piece == IMAGE * (len(piece) // len(IMAGE)):
         return len(piece) // len(IMAGE)
-    if len(piece) < 64:
+    if not isinstance(tokenizer, Hashable) or (len(piece) < 64 and piece not in _SPECIALS):
         return tokenizer.count(piece)
     key = (tokenizer, len(piece), hash(piece))
     with _PIECE_LOCK:
