@@ -192,3 +192,24 @@ def test_changing_a_threads_model_recounts_it(store):
     assert check(store) == []
     p = t.prepare(max_tokens=100)
     assert p.prompt_tokens == contextkit.count_messages(p.to_list(), "acme-bytes-test")
+
+
+def test_a_model_must_name_its_chat_template() -> None:
+    """No silent fall-back: a foreign model counted with DeepSeek's template would be wrong."""
+    with pytest.raises(ValidationError, match="needs template="):
+        ModelSpec(
+            name="acme-1",
+            api_model="acme-1",
+            context_window=8_192,
+            max_output_tokens=1_024,
+            default_context_tokens=8_192,
+        )
+    with pytest.raises(ValidationError, match="ChatTemplate"):
+        ModelSpec(
+            name="acme-1",
+            api_model="acme-1",
+            context_window=8_192,
+            max_output_tokens=1_024,
+            default_context_tokens=8_192,
+            template=object(),  # type: ignore[arg-type]
+        )
