@@ -46,9 +46,7 @@ def requests(n: int) -> list[list[dict[str, Any]]]:
 
 
 def clear() -> None:
-    cache = getattr(deepseek_v4, "_PIECE_CACHE", None)
-    if cache is not None:
-        cache.clear()
+    getattr(deepseek_v4, "clear_piece_cache", lambda: None)()
 
 
 def timed(fn: Any) -> float:

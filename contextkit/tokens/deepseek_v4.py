@@ -51,10 +51,8 @@ changes there, which its `MessageShape.lead` records.
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from attrs import field, frozen
 
@@ -199,8 +197,7 @@ def _preamble(generation: str, thinking: bool, effort: str | None) -> str:
     return {"high": _EFFORT_HIGH_GA, "max": _EFFORT_MAX_GA}.get(level, "")
 
 
-@frozen
-class _Block:
+class _Block(NamedTuple):
     """One message of the encoder's merged sequence (tool results folded into user blocks)."""
 
     role: str
@@ -489,29 +486,37 @@ def _last_user(merged: Sequence[_Block]) -> int:
     return -1
 
 
-_PIECE_CACHE: OrderedDict[tuple[Tokenizer, int, int], int] = OrderedDict()
-_PIECE_CACHE_SIZE = 65_536
-_PIECE_LOCK = threading.Lock()
+_PIECE_CACHE: dict[int, tuple[Tokenizer, dict[object, int]]] = {}
+_PIECE_CACHE_SIZE = 100_000
+"""Counts of pieces already seen, per tokenizer: a build re-counts only what is new. A
+cache, not state: entries are never wrong, only missing (cleared when full)."""
 
 
 def piece_tokens(tokenizer: Tokenizer, piece: str) -> int:
-    """Tokens of one piece, cached by its content (a build re-counts only new pieces)."""
+    """Tokens of one piece, cached by its content (a build re-counts only new pieces).
+
+    A template special token counts as one (the `Tokenizer` contract).
+    """
+    if piece in _SPECIALS:
+        return 1
     if piece.startswith(IMAGE) and piece == IMAGE * (len(piece) // len(IMAGE)):
         return len(piece) // len(IMAGE)
-    if not isinstance(tokenizer, Hashable) or (len(piece) < 64 and piece not in _SPECIALS):
-        return tokenizer.count(piece)
-    key = (tokenizer, len(piece), hash(piece))
-    with _PIECE_LOCK:
-        found = _PIECE_CACHE.get(key)
-        if found is not None:
-            _PIECE_CACHE.move_to_end(key)
-            return found
-    value = tokenizer.count(piece)
-    with _PIECE_LOCK:
-        _PIECE_CACHE[key] = value
-        if len(_PIECE_CACHE) > _PIECE_CACHE_SIZE:
-            _PIECE_CACHE.popitem(last=False)
-    return value
+    entry = _PIECE_CACHE.get(id(tokenizer))
+    if entry is None or entry[0] is not tokenizer:
+        entry = _PIECE_CACHE[id(tokenizer)] = (tokenizer, {})
+    counts = entry[1]
+    key: object = piece if len(piece) < 512 else (len(piece), hash(piece))
+    found = counts.get(key)
+    if found is None:
+        if len(counts) >= _PIECE_CACHE_SIZE:
+            counts.clear()
+        found = counts[key] = tokenizer.count(piece)
+    return found
+
+
+def clear_piece_cache() -> None:
+    """Forget every cached piece count (benchmarks measure the cold path with it)."""
+    _PIECE_CACHE.clear()
 
 
 def _tools_block(tools: Tools | None) -> str:
