@@ -81,11 +81,11 @@ def render_prompt(
 def message_tokens(
     message: MessageDict, model: ModelRef = "deepseek-v4-flash", *, thinking: bool | None = None
 ) -> int:
-    """Tokens of one message in its replay form, independent of its neighbours.
+    """Tokens of one message in its replay form, rendered on its own.
 
-    Computed once when the message is written and stored. The message is taken as it will be
-    sent: its `reasoning_content`, if present, is counted (in thinking mode, unless the
-    model never replays reasoning), so strip it first where the policy drops it.
+    Computed once when the message is written and stored: its size for window weights and
+    stats. A prompt's exact count is `count_messages` (a message renders differently beside
+    some neighbours: merged user blocks, glued system text, dropped reasoning).
     """
     spec = _spec(model)
     thinking = spec.thinking_default if thinking is None else thinking
@@ -133,12 +133,8 @@ def sequence_overhead(
     thinking: bool | None = None,
     reasoning_effort: str | None = None,
 ) -> int:
-    """Tokens the template adds around the messages: BOS, role openers, generation prompt.
-
-    Depends only on the shapes (roles), `tools_tokens` (from `tools_tokens()`), the thinking
-    mode and the effort. Adding it to the stored `message_tokens` of the same messages gives
-    `count_messages` of them, as long as the messages are in replay form.
-    """
+    """An estimate of what the template adds around the messages (BOS, effort preamble,
+    tools block, generation prompt), for window weights; budgets use `count_messages`."""
     spec = _spec(model)
     return spec.template.sequence_overhead(
         shapes,

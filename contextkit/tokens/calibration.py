@@ -27,7 +27,7 @@ def prompt_structure(
     """A short key naming the template features a prompt uses, for `Calibration`.
 
     Two prompts with the same key differ from the provider's count in the same way, if at
-    all: the key lists the mode and each kind of seam where our rendering may differ.
+    all: the key lists the mode, the effort and each kind of seam in the rendering.
     """
     roles = [s.role for s in shapes]
     features = ["think" if thinking else "chat"]

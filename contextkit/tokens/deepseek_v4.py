@@ -1,56 +1,35 @@
-"""DeepSeek V4's chat template: predict a request's `usage.prompt_tokens` exactly.
+"""DeepSeek V4's chat template, as DeepSeek's own encoder renders a request.
 
-The API bills the prompt its chat template renders from `messages` (+ `tools`), not the
-JSON. `DeepSeekV4Template` reproduces DeepSeek V4's template (`encoding/encoding_dsv4.py` of
-the DeepSeek-V4 model repositories, as served by vLLM's DeepSeek-V4 tokenizer wrapper):
+The API bills the prompt its chat template renders from `messages` (+ `tools`), not the JSON.
+`DeepSeekV4Template` follows `encoding/encoding_dsv4.py` of the DeepSeek-V4 model
+repositories rule by rule (written from the rules, checked against 816 requests the encoder
+rendered; see tests/test_golden_encoder.py):
 
-    <｜begin▁of▁sentence｜>[effort prefix][tools block]{system}
+    <｜begin▁of▁sentence｜>[effort preamble]{system}[\n\n## Tools…]
     <｜User｜>{user}<｜Assistant｜></think>{answer}<｜end▁of▁sentence｜>
-    <｜User｜>{user}<｜Assistant｜><think>{reasoning}</think>{content}\\n\\n<｜DSML｜tool_calls>
+    <｜User｜>{user}<｜Assistant｜><think>{reasoning}</think>{content}\n\n<｜DSML｜tool_calls>
     …</｜DSML｜tool_calls><｜end▁of▁sentence｜><｜User｜><tool_result>{result}</tool_result>
     <｜Assistant｜><think>
 
-Faithful to the reference: BOS once; the first system message verbatim; user and developer
-messages after `<｜User｜>`; `<｜Assistant｜>` plus `<think>` (reasoning follows) or `</think>`
-(it does not) after a user-side block that an assistant message or the generation prompt
-follows; assistant messages as `[reasoning</think>]content[DSML tool calls]EOS`; tool calls
-as DSML with one `parameter` per argument (strings verbatim, other values as JSON); tool
-results as `<tool_result>…</tool_result>` blocks, consecutive ones joined by a blank line and
-ordered as the calls were; `tools` as the reference's "## Tools" block in a system message
-inserted first; `reasoning_effort="max"` as the reference's prefix; `name` is not rendered.
-
-Where the reference is not usable as is, this is what we do instead (the differences are a
-token or two per occurrence; `Calibration` absorbs what the provider really does):
-
-* Reasoning replay follows the provider's documented per-turn rule (the model's
-  `ReasoningReplay`), not the reference's global `drop_thinking` switch: an assistant
-  message shows `{reasoning}</think>` only if its turn (user message to user message) made
-  tool calls; otherwise its turn is rendered in the dropped form `<｜Assistant｜></think>`.
-  The reference, once `tools` are present, renders even dropped turns as `<think></think>`.
-* Developer messages are always kept (the reference drops earlier ones in thinking mode).
-* The reference joins text of adjacent messages with no special token in between (a second
-  system message is glued to the first, a user message after tool results or another user
-  message is merged into the same block with a blank line, an assistant message is glued to
-  a system message before it). The tokenizer then merges characters across the seam, so no
-  per-message count could be exact. We keep every seam at a special token instead: each
-  user message opens its own `<｜User｜>` block, a system message that is not first renders
-  like a developer message (`<｜User｜>{content}`, as V4.1's `<｜System｜>` later made official),
-  and an assistant message after a system message gets the `<｜Assistant｜>` opener.
-* Content given as a list of parts renders its parts joined by a blank line (V4.1's rule);
-  an image part renders as `<｜image｜>` repeated `image_tokens` times (V4 has no image
-  syntax), so tokenizing the prompt counts images by the image formula.
-
-So the count decomposes (the functions are in `contextkit.counting`): `message_tokens` (one
-message, context-free, computed once when it is written) plus `sequence_overhead` (from roles
-only, no tokenization) equals `len(encode(render_prompt(...)))` for every message list. The
-few seams left that are not a special token follow fixed template text ending in a newline
-(tools block, effort prefix, `</tool_result>`); only a message that starts with whitespace
-changes there, which its `MessageShape.lead` records.
+- `tools` join the first system (or developer) message; a new empty system message first if
+  there is none. Tool results merge into one user block (`<tool_result>…</tool_result>`,
+  joined by a blank line, in the order of the calls); a user message after a tool result or
+  another user message joins that block. `name` is not rendered.
+- `<｜Assistant｜>` plus `<think>`/`</think>` follows a user or developer block only where an
+  assistant message or the generation prompt comes next; a system message that is not first
+  is glued to what precedes it, and an assistant message after system text has no opener.
+- Thinking mode without `tools`: assistant messages before the last user block (a tool
+  result counts) render `{answer}` with their reasoning dropped, earlier developer messages
+  are dropped, and only the last user block opens `<think>`. **With `tools` declared nothing
+  is dropped:** every assistant message renders `{reasoning or ""}</think>{answer}` and every
+  opener is `<think>`. Chat mode renders no reasoning and opens `</think>`.
+- The effort preamble depends on the encoder generation (`GENERATIONS`).
+- Content given as a list of parts renders its parts joined by a blank line; an image part as
+  `<｜image｜>` repeated `image_tokens` times (the V4 encoder has no image syntax).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -69,6 +48,22 @@ from contextkit.tokens.chat import (
     _text,
     _to_json,
 )
+from contextkit.tokens.dsml import (
+    ASSISTANT,
+    BOS,
+    DSML,
+    END_THINK,
+    EOS,
+    IMAGE,
+    REASONING_EFFORT_MAX,
+    THINK,
+    TOOL_RESULT_CLOSE,
+    TOOL_RESULT_JOIN,
+    TOOL_RESULT_OPEN,
+    USER,
+    _dsml_tool_calls,
+    generated_text,
+)
 from contextkit.tokens.image_tokens import ImageLimits
 
 __all__ = [
@@ -77,6 +72,7 @@ __all__ = [
     "DSML",
     "END_THINK",
     "EOS",
+    "GENERATIONS",
     "IMAGE",
     "REASONING_EFFORT_MAX",
     "THINK",
@@ -85,31 +81,10 @@ __all__ = [
     "TOOL_RESULT_OPEN",
     "USER",
     "DeepSeekV4Template",
+    "clear_piece_cache",
     "generated_text",
+    "piece_tokens",
 ]
-
-BOS = "<｜begin▁of▁sentence｜>"
-EOS = "<｜end▁of▁sentence｜>"
-USER = "<｜User｜>"
-ASSISTANT = "<｜Assistant｜>"
-THINK = "<think>"
-END_THINK = "</think>"
-DSML = "｜DSML｜"
-IMAGE = "<｜image｜>"
-TOOL_RESULT_OPEN = "<tool_result>"
-TOOL_RESULT_CLOSE = "</tool_result>"
-TOOL_RESULT_JOIN = "\n\n"
-
-REASONING_EFFORT_MAX = (
-    "Reasoning Effort: Absolute maximum with no shortcuts permitted.\n"
-    "You MUST be very thorough in your thinking and comprehensively decompose the problem to "
-    "resolve the root cause, rigorously stress-testing your logic against all potential paths, "
-    "edge cases, and adversarial scenarios.\n"
-    "Explicitly write out your entire deliberation process, documenting every intermediate "
-    "step, considered alternative, and rejected hypothesis to ensure absolutely no assumption "
-    "is left unchecked.\n\n"
-)
-"""The prompt prefix DeepSeek V4 adds in thinking mode when `reasoning_effort="max"`."""
 
 _TOOLS_HEAD = (
     "## Tools\n\nYou have access to a set of tools to help answer the user's question. "
@@ -132,42 +107,6 @@ _TOOLS_TAIL = (
     "\n\nYou MUST strictly follow the above defined tool name and parameter schemas to "
     "invoke tool calls.\n"
 )
-
-
-def _dsml_arguments(arguments: object) -> str:
-    parsed: object = arguments
-    if isinstance(arguments, str):
-        try:
-            parsed = json.loads(arguments)
-        except ValueError:
-            parsed = None
-    if not isinstance(parsed, Mapping):
-        parsed = {"arguments": arguments if isinstance(arguments, str) else _to_json(arguments)}
-    lines = []
-    for key, value in parsed.items():
-        is_str = isinstance(value, str)
-        rendered = value if is_str else _to_json(value)
-        flag = "true" if is_str else "false"
-        opening = f'<{DSML}parameter name="{key}" string="{flag}">'
-        lines.append(f"{opening}{rendered}</{DSML}parameter>")
-    return "\n".join(lines)
-
-
-def _dsml_tool_calls(tool_calls: object) -> str:
-    if not tool_calls:
-        return ""
-    if not isinstance(tool_calls, Sequence):
-        raise ValidationError(f"tool_calls must be a list, got {type(tool_calls).__name__}")
-    invokes = []
-    for i, call in enumerate(tool_calls):
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if not isinstance(function, Mapping):
-            raise ValidationError(f"tool_calls[{i}] has no 'function' object")
-        name = _text(function.get("name"), f"tool_calls[{i}].function.name")
-        arguments = _dsml_arguments(function.get("arguments"))
-        invokes.append(f'<{DSML}invoke name="{name}">\n{arguments}\n</{DSML}invoke>')
-    joined = "\n".join(invokes)
-    return f"\n\n<{DSML}tool_calls>\n{joined}\n</{DSML}tool_calls>"
 
 
 _EFFORT_HIGH_GA = REASONING_EFFORT_MAX
@@ -524,32 +463,3 @@ def _tools_block(tools: Tools | None) -> str:
         return ""
     schemas = "\n".join(_to_json(function) for function in _functions(tools))
     return "\n\n" + _TOOLS_HEAD + schemas + _TOOLS_TAIL
-
-
-def _call_order(calls: Sequence[Any]) -> dict[str, int]:
-    order = {}
-    for index, call in enumerate(calls):
-        call_id = call.get("id") if isinstance(call, Mapping) else None
-        if call_id:
-            order[call_id] = index
-    return order
-
-
-def generated_text(
-    reasoning: str | None,
-    content: str,
-    tool_calls: Sequence[Mapping[str, Any]] = (),
-    *,
-    reasoning_ended: bool = True,
-    finished: bool = True,
-) -> str:
-    """The text a DeepSeek V4 model generates for a reply, as its template would replay it.
-
-    Reasoning (closed by `</think>` once it ended), the content, the DSML tool-call block and,
-    for a finished reply, EOS: what the provider's cache persists at the end of the output.
-    """
-    out = ""
-    if reasoning is not None:
-        out = reasoning + (END_THINK if reasoning_ended else "")
-    out += content + _dsml_tool_calls(list(tool_calls) or None)
-    return out + (EOS if finished else "")
