@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from attrs import frozen
 
+from contextkit._sdk import Usage
 from contextkit._validators import check_fraction
 from contextkit.errors import ValidationError
 from contextkit.models import spec_for
@@ -188,11 +189,14 @@ class LLMSummarizer:
         text = (response.choices[0].message.content or "").strip()
         if not text:
             raise ValidationError("the summarizer model returned an empty summary")
-        usage = getattr(response, "usage", None)
-        prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
-        completion_tokens = getattr(usage, "completion_tokens", 0) or 0
-        hit = getattr(usage, "prompt_cache_hit_tokens", 0) or 0
-        cost = spec.cost(hit, max(prompt_tokens - hit, 0), completion_tokens) or 0.0
+        reported = getattr(response, "usage", None)
+        usage = (
+            Usage.parse(reported)
+            if reported is not None
+            else Usage(prompt_tokens=0, completion_tokens=0)
+        )
+        prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        cost = spec.cost(usage.cache_hit_tokens, usage.cache_miss_tokens, completion_tokens) or 0.0
         return SummaryResult(
             text=text,
             summarizer=self.name,

@@ -7,6 +7,7 @@ A facade: every decision lives in the layers below (`window`, `compaction`, `usa
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["Thread"]
 
 _PAGE = 500
+_TOOL_WARNINGS: weakref.WeakKeyDictionary[Store, set[int]] = weakref.WeakKeyDictionary()
+"""Threads (by key) a store has warned about a changed tool set: once per thread."""
 
 
 class Thread:
@@ -45,7 +48,6 @@ class Thread:
         self._ref = ThreadRef(store.engine, state.pk, state.id, state.owner)
         self._info = state.info()
         self._last_prompt: Prompt | None = None
-        self._warned_tools = False
 
     def __repr__(self) -> str:
         return f"<Thread {self.id!r} owner={self.owner!r} model={self.model!r}>"
@@ -150,8 +152,9 @@ class Thread:
             extra=extra,
             **options,
         )
-        if prompt.prefix_break == "tools" and not self._warned_tools:
-            self._warned_tools = True
+        warned = _TOOL_WARNINGS.setdefault(self._store, set())
+        if prompt.prefix_break == "tools" and self._ref.pk not in warned:
+            warned.add(self._ref.pk)
             warnings.warn(
                 f"the tool set of thread {self.id!r} differs from its last call's: DeepSeek "
                 "renders tools into the system prompt, so every earlier turn renders anew and "

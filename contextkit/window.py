@@ -419,6 +419,16 @@ def assemble(
 _MODES = frozenset({"think", "chat", "low", "high", "max"})
 
 
+def _mode(structure: str, spec: ModelSpec) -> frozenset[str]:
+    """The mode features of a prompt structure, with the effort the template applies when
+    none is asked for (the GA encoder renders thinking without an effort as `high`)."""
+    features = _MODES & set(structure.split("+"))
+    ga = getattr(spec.template, "generation", None) == "ga"
+    if ga and "think" in features and not features & {"low", "high", "max"}:
+        features |= {"high"}
+    return features
+
+
 def prefix_break(snap: Snapshot, request: Request) -> str | None:
     """Why this prompt will not start with the previous call's prompt, if it will not.
 
@@ -431,10 +441,10 @@ def prefix_break(snap: Snapshot, request: Request) -> str | None:
         return None
     if last.tools_digest is not None and last.tools_digest != request.tools_digest:
         return "tools"
-    if last.structure is not None:
-        before = _MODES & set(last.structure.split("+"))
-        if before != _MODES & set(snap.structure.split("+")):
-            return "mode"
+    if last.structure is not None and _mode(last.structure, request.spec) != _mode(
+        snap.structure, request.spec
+    ):
+        return "mode"
     if last.window_start is not None and last.window_start != snap.window_start:
         return "window"
     return None

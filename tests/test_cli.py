@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
 import contextkit
@@ -231,3 +232,18 @@ def test_stats_shows_the_learned_correction_per_prompt_structure(tmp_path: Path)
     thread.append({"role": "user", "content": "and?"})
     nxt = thread.prepare(max_tokens=100)
     assert nxt.structure == prompt.structure and nxt.calibrated_tokens == nxt.prompt_tokens + 79
+
+
+def test_stats_of_a_thread_whose_model_this_process_does_not_know(tmp_path: Path):
+    """The CLI is another process: a model registered by the app is unknown to it."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    spec = contextkit.get_model("deepseek-v4-flash")
+    contextkit.register_model(
+        attrs.evolve(spec, name="app-only-model", api_model="app-only-model"), replace=True
+    )
+    store = contextkit.open(url)
+    store.thread("mine", model="app-only-model").append({"role": "user", "content": "hi"})
+    store.close()
+    stats = json.loads(run("stats", "mine", "--json", url=url).stdout)
+    assert stats["messages"] == 1 and stats["calibration"] == {}
+    assert "mine" in run("stats", url=url).stdout

@@ -301,3 +301,20 @@ def test_a_changed_tool_set_warns_once_and_is_counted_as_a_prefix_break(store, d
     again = conv.send("Briefly.", tools=[CLOCK, WEATHER], thinking=True)
     assert again.prompt.prefix_break == "mode"
     assert t.stats().prefix_breaks == {"mode": 1, "tools": 3}
+
+
+def test_prefix_break_sees_the_effort_the_template_applies(store, deepseek):
+    """GA renders thinking without an effort as `high`: asking for `high` breaks nothing."""
+    t = store.thread("effort", model="deepseek-v4-flash")
+    conv = contextkit.Conversation(client(deepseek), t, max_tokens=100)
+    conv.send("one")
+    assert conv.send("two", reasoning_effort="high").prompt.prefix_break is None
+    assert conv.send("three", reasoning_effort="max").prompt.prefix_break == "mode"
+    with pytest.warns(contextkit.CacheWarning):
+        conv.send("four", tools=[CLOCK])
+    # once per thread: neither this handle nor a second one on the same store warns again
+    other = contextkit.Conversation(client(deepseek), store.thread("effort"), max_tokens=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", contextkit.CacheWarning)
+        assert conv.send("five", tools=[CLOCK, WEATHER]).prompt.prefix_break == "tools"
+        assert other.send("six", tools=[WEATHER]).prompt.prefix_break == "tools"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from contextkit._dataurl import split_data_url
 from contextkit.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -104,8 +105,7 @@ def _content(content: Any) -> list[dict[str, Any]]:
 
 def _image(url: str) -> dict[str, Any]:
     if url.startswith("data:"):
-        header, _, data = url.partition(",")
-        media_type = header[5:].split(";")[0]
+        media_type, data = split_data_url(url)
         return {
             "type": "image",
             "source": {"type": "base64", "media_type": media_type, "data": data},

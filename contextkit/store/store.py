@@ -11,8 +11,8 @@ from contextkit._validators import check_int
 from contextkit.db import calls, migrate, threads, transfer
 from contextkit.db import engine as db
 from contextkit.db.engine import URL, Engine
-from contextkit.errors import NotFound, PermissionDenied
-from contextkit.models import get_model
+from contextkit.errors import NotFound, PermissionDenied, UnknownModelError
+from contextkit.models import spec_for
 from contextkit.policy import CompactionPolicy
 from contextkit.settings import check_owner, thread_settings
 from contextkit.summarizers import ExtractiveSummarizer, Summarizer
@@ -128,8 +128,11 @@ class Store:
     def calibration(self, model: str) -> Calibration:
         """What the provider reported beyond contextkit's counts for `model`, per prompt
         structure, as learned from recorded calls (`build()` adds the positive gaps)."""
-        spec = get_model(model)
-        return db.read(self.engine, partial(calls.calibration, model=spec.name))
+        try:
+            name = spec_for(model).name
+        except UnknownModelError:  # a model this process has not registered: as stored
+            name = model
+        return db.read(self.engine, partial(calls.calibration, model=name))
 
     def export_records(self, *, owner: str | None = None) -> Iterator[dict[str, Any]]:
         """Export records of every thread (of `owner`; all owners when None), paged."""

@@ -1,12 +1,9 @@
-"""Exact token accounting: text, messages in a model's chat template, images.
+"""Exact token accounting, pure: the DeepSeek V4 tokenizer, chat templates, image tokens.
 
-`count_tokens` and `count_messages` predict what the provider bills; `render_prompt` is the
-prompt text those counts are exact for. For a store, `message_tokens` (once per message) plus
-`sequence_overhead` (per prompt, no tokenization) give the same number as `count_messages`.
-
-This package is pure (encoding, the image formula, one module per chat template) and never
-imports the model registry. The functions that take a model id or `ModelSpec` live in
-`contextkit.counting`; they are offered here too, imported on first use.
+`render_prompt` is the prompt text the provider tokenizes and `count_messages` its count
+(both in `contextkit.counting`, which resolves model ids; re-exported here for one release).
+`message_tokens` and `sequence_overhead` are per-message sizes and an overhead estimate for
+window weights, not parts of an exact sum.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ rendered; see tests/test_golden_encoder.py):
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -246,7 +248,7 @@ class DeepSeekV4Template:
         """The prompt as text pieces; special tokens stand alone, so pieces tokenize apart."""
 
         def image(part: Mapping[str, Any]) -> str:
-            return _IMAGE_MARK + str(_image_cost(part, image_limits))
+            return IMAGE * _image_cost(part, image_limits)
 
         merged = _merged(messages, tools, image)
         drop = not tools
@@ -362,27 +364,20 @@ class DeepSeekV4Template:
         return 3 + tools_tokens + (piece_tokens(tokenizer, preamble) if preamble else 0)
 
 
-_IMAGE_MARK = "\x00image:"
-"""Stands for an image's run of `<｜image｜>` tokens while pieces are built (NUL never
-survives validation into stored text)."""
+_IMAGE_RUN = re.compile(f"((?:{re.escape(IMAGE)})+)")
 
 
 def _expand_images(pieces: list[str]) -> list[str]:
-    if not any(_IMAGE_MARK in p for p in pieces):
+    """Runs of `<｜image｜>` as pieces of their own: a special token, so the tokenizer splits
+    there too (also where a text holds one literally), and a run counts without tokenizing."""
+    if not any(IMAGE in p for p in pieces):
         return pieces
-    out = []
+    out: list[str] = []
     for piece in pieces:
-        if _IMAGE_MARK not in piece:
+        if IMAGE in piece:
+            out.extend(p for p in _IMAGE_RUN.split(piece) if p)
+        else:
             out.append(piece)
-            continue
-        head, *rest = piece.split(_IMAGE_MARK)
-        if head:
-            out.append(head)
-        for chunk in rest:
-            digits = len(chunk) - len(chunk.lstrip("0123456789"))
-            out.append(IMAGE * int(chunk[:digits]))
-            if chunk[digits:]:
-                out.append(chunk[digits:])
     return out
 
 
@@ -425,6 +420,11 @@ def _last_user(merged: Sequence[_Block]) -> int:
     return -1
 
 
+def _digest(piece: str) -> bytes:
+    """A long piece's cache key: 128 bits of BLAKE2b, so a collision is out of reach."""
+    return hashlib.blake2b(piece.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 _PIECE_CACHE: dict[int, tuple[Tokenizer, dict[object, int]]] = {}
 _PIECE_CACHE_SIZE = 100_000
 """Counts of pieces already seen, per tokenizer: a build re-counts only what is new. A
@@ -444,7 +444,7 @@ def piece_tokens(tokenizer: Tokenizer, piece: str) -> int:
     if entry is None or entry[0] is not tokenizer:
         entry = _PIECE_CACHE[id(tokenizer)] = (tokenizer, {})
     counts = entry[1]
-    key: object = piece if len(piece) < 512 else (len(piece), hash(piece))
+    key: object = piece if len(piece) < 512 else _digest(piece)
     found = counts.get(key)
     if found is None:
         if len(counts) >= _PIECE_CACHE_SIZE:
