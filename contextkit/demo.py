@@ -70,9 +70,7 @@ def run_demo(
     import openai
 
     import contextkit
-    from contextkit.testing.server import ScriptedReply as Reply
-    from contextkit.testing.server import ScriptedToolCall as ToolCall
-    from contextkit.testing.server import serve
+    from contextkit.testing.server import ScriptedReply, ScriptedToolCall, serve
 
     if url is None:
         url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='contextkit-demo-')) / 'demo.db'}"
@@ -111,11 +109,11 @@ def run_demo(
                 note(conv.send(question, images=[_photo()], tools=tools), "chat + image")
             elif "tracking" in question:
                 server.script(
-                    Reply(
+                    ScriptedReply(
                         reasoning="The user wants the parcel location; call the tracker.",
-                        tool_calls=[ToolCall("track", '{"order": "4711"}')],
+                        tool_calls=[ScriptedToolCall("track", '{"order": "4711"}')],
                     ),
-                    Reply(
+                    ScriptedReply(
                         reasoning="The tracker says it is in Leeds.",
                         content="Order 4711 is in transit, currently at the Leeds depot.",
                     ),

@@ -23,6 +23,7 @@ from contextkit.db.threads import ThreadRef
 from contextkit.errors import ValidationError
 from contextkit.models import spec_for
 from contextkit.prompt import Prompt
+from contextkit.tokens.calibration import Calibration
 from contextkit.types import Message, Role, check_text
 
 __all__ = ["Recorded", "Stats", "Usage", "now_ms", "record", "record_call", "stats"]
@@ -166,7 +167,7 @@ def record_call(
                 },
             )
             if prompt is not None and prompt.model == spec.name:
-                delta = usage.prompt_tokens - prompt.prompt_tokens
+                delta = Calibration.gap(prompt.prompt_tokens, usage.prompt_tokens)
                 calls.calibrate(conn, spec.name, prompt.structure, delta)
         return Recorded(stored, usage, finish, cost)
 

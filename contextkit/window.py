@@ -42,7 +42,7 @@ from contextkit.models import ModelSpec, spec_for
 from contextkit.policy import LOW_WATER, CompactionPolicy
 from contextkit.prompt import Prompt
 from contextkit.summarizers import Summarizer, Summary
-from contextkit.tokens.calibration import prompt_structure
+from contextkit.tokens.calibration import Calibration, prompt_structure
 from contextkit.tokens.chat import MessageShape, Tools, reasoning_effort_level
 from contextkit.types import Message, Role, canonical_json
 
@@ -383,7 +383,7 @@ def assemble(
         reasoning_effort=request.effort,
         image_limits=spec.image_limits,
     )
-    calibrated = total + max(snap.correction, 0)
+    calibrated = total + Calibration.headroom(snap.correction)
     budget = snap.thread.max_context_tokens - request.max_tokens
     if calibrated > budget:
         return None, calibrated

@@ -24,7 +24,7 @@ from pathlib import Path
 import openai
 
 import contextkit
-from contextkit.testing.server import DeepSeekServer, Reply, ToolCall, serve
+from contextkit.testing.server import DeepSeekServer, ScriptedReply, ScriptedToolCall, serve
 
 INVENTORY = {
     "TENT-2P": {"name": "Two-person tent", "price": 189.0, "stock": 7},
@@ -66,25 +66,31 @@ QUESTIONS = [
 def script(server: DeepSeekServer) -> None:
     """With the local server, script the model's steps so the run is deterministic."""
     stock = (
-        ToolCall("check_inventory", '{"sku": "TENT-2P"}'),
-        ToolCall("check_inventory", '{"sku": "PACK-40"}'),
+        ScriptedToolCall("check_inventory", '{"sku": "TENT-2P"}'),
+        ScriptedToolCall("check_inventory", '{"sku": "PACK-40"}'),
     )
     server.script(
-        Reply(reasoning="I need stock and prices of both; look them up at once.", tool_calls=stock),
-        Reply(
+        ScriptedReply(
+            reasoning="I need stock and prices of both; look them up at once.", tool_calls=stock
+        ),
+        ScriptedReply(
             reasoning="Tents are in stock, packs are not. Price the 2 tents.",
-            tool_calls=[ToolCall("calculate", '{"expression": "2 * 189.0"}')],
+            tool_calls=[ScriptedToolCall("calculate", '{"expression": "2 * 189.0"}')],
         ),
-        Reply(reasoning="378 EUR.", content="2 tents: 378.00 EUR, in stock. PACK-40 is sold out."),
-        Reply(
+        ScriptedReply(
+            reasoning="378 EUR.", content="2 tents: 378.00 EUR, in stock. PACK-40 is sold out."
+        ),
+        ScriptedReply(
             reasoning="I need the boots' price.",
-            tool_calls=[ToolCall("check_inventory", '{"sku": "BOOT-46"}')],
+            tool_calls=[ScriptedToolCall("check_inventory", '{"sku": "BOOT-46"}')],
         ),
-        Reply(
+        ScriptedReply(
             reasoning="Boots are 149 EUR, 3 in stock.",
-            tool_calls=[ToolCall("calculate", '{"expression": "2 * 189 + 149"}')],
+            tool_calls=[ScriptedToolCall("calculate", '{"expression": "2 * 189 + 149"}')],
         ),
-        Reply(reasoning="527 EUR.", content="2 tents + 1 pair of BOOT-46: 527.00 EUR, in stock."),
+        ScriptedReply(
+            reasoning="527 EUR.", content="2 tents + 1 pair of BOOT-46: 527.00 EUR, in stock."
+        ),
     )
 
 

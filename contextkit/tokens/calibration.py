@@ -73,13 +73,23 @@ class Calibration:
     deltas: tuple[tuple[str, int], ...] = field(default=(), converter=_deltas)
     observations: int = 0
 
-    def observe(self, structure: str, predicted: int, reported: int) -> Calibration:
-        """This calibration updated with one request's predicted and reported prompt tokens."""
+    @staticmethod
+    def gap(predicted: int, reported: int) -> int:
+        """The rule: a structure's correction is the last reported-minus-predicted gap."""
         for what, value in (("predicted", predicted), ("reported", reported)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValidationError(f"{what} must be a non-negative integer, got {value!r:.40}")
+        return reported - predicted
+
+    @staticmethod
+    def headroom(correction: int) -> int:
+        """What a budget adds for a correction: the provider counting more, never less."""
+        return max(correction, 0)
+
+    def observe(self, structure: str, predicted: int, reported: int) -> Calibration:
+        """This calibration updated with one request's predicted and reported prompt tokens."""
         deltas = dict(self.deltas)
-        deltas[structure] = reported - predicted
+        deltas[structure] = self.gap(predicted, reported)
         return Calibration(deltas, self.observations + 1)
 
     def correction(self, structure: str) -> int:
