@@ -6,6 +6,7 @@ what the provider reports. Fresh dicts on every read, so a caller cannot edit it
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from attrs import field, frozen
@@ -44,6 +45,9 @@ class Prompt:
     tools: Tools | None = field(default=None, eq=False)
     tools_digest: str | None = None
     """sha256 of the declared tools' canonical JSON (of `[]` when none are declared)."""
+    call_key: str = field(factory=lambda: uuid.uuid4().hex, eq=False)
+    """contextkit's own key for the one model call this prompt is for: recording its reply
+    twice stores it once; a new `prepare()` is a new call (provider ids are not unique)."""
     prefix_break: str | None = None
     """Why this prompt does not start with the previous call's: `tools` (the tool set
     changed: DeepSeek renders tools into the system prompt, so every turn renders anew),

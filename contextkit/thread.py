@@ -206,7 +206,9 @@ class Thread:
     ) -> Message:
         """Store a chat completion's assistant message and its usage (cost, cache hits).
 
-        Idempotent per response id. `prompt` defaults to this handle's last `prepare()`.
+        Idempotent per call: recording the reply to one `prepare()` twice stores it once
+        (provider response ids are kept as data, not trusted as keys). `prompt` defaults to
+        this handle's last `prepare()`.
         """
         return self.record_call(
             response,

@@ -1,9 +1,10 @@
 """Recording model calls: the assistant message, its usage, cost, and the calibration loop.
 
-`record()` stores the reply and one `calls` row in a single transaction, keyed by the
-response id, so recording the same response twice (a retry) adds nothing. The gap between
-reported and predicted prompt tokens is kept per model and prompt structure, and the next
-`build()` budgets with it (self-calibrating counts).
+`record()` stores the reply and one `calls` row in a single transaction, keyed by the call
+(`Prompt.call_key`, contextkit's own), so recording one call's reply twice adds nothing; the
+provider's response id is kept as data only (servers reuse ids across restarts). The gap
+between reported and predicted prompt tokens is kept per model and prompt structure, and the
+next `build()` budgets with it (self-calibrating counts).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from contextkit._sdk import MAX_TOKENS, Usage, as_mapping
 from contextkit._validators import check_int
 from contextkit.db import calls, messages, summaries, threads
 from contextkit.db import engine as db
+from contextkit.db.codec import message_to_row
 from contextkit.db.engine import Connection
 from contextkit.db.threads import ThreadRef
 from contextkit.errors import ValidationError
 from contextkit.models import spec_for
 from contextkit.prompt import Prompt
 from contextkit.tokens.calibration import Calibration
-from contextkit.types import Message, Role, check_text
+from contextkit.types import Message, Role, check_id, check_text
 
 __all__ = ["Recorded", "Stats", "Usage", "now_ms", "record", "record_call", "stats"]
 
@@ -120,6 +122,8 @@ def record_call(
     response_id = data.get("id")
     if response_id is not None and not isinstance(response_id, str):
         raise ValidationError("response id must be a string")
+    if response_id is not None:
+        response_id = check_id(response_id, "response id")
     finish, latency_ms, predicted_cache_hit_tokens = _call_fields(
         choice.get("finish_reason"), latency_ms, predicted_cache_hit_tokens
     )
@@ -127,15 +131,20 @@ def record_call(
         raise ValidationError(
             f"prompt must be a Prompt from prepare(), got {type(prompt).__name__}"
         )
-    item = messages.pending(message, response_id, False)
+    key = None if prompt is None else f"call:{prompt.call_key}"
+    item = messages.pending(message, key, False)
 
     def txn(conn: Connection) -> Recorded:
         state = threads.locked(conn, ref)
-        if response_id is not None:
-            seen = calls.find_response(conn, ref.pk, response_id)
-            if seen is not None:
-                stored = messages.insert_messages(conn, state, [item])[0]
-                return Recorded(stored, usage, finish, seen.cost_usd)
+        if key is not None:
+            seen = messages.by_key(conn, ref.pk, key)
+            if seen is not None:  # this call's reply, recorded before: the same one again
+                if message_to_row(seen) != item.row:
+                    raise ValidationError(
+                        f"a different reply to this prompt is already recorded (seq {seen.seq}) "
+                        f"in thread {ref.id!r}; prepare() again for a new call before recording it"
+                    )
+                return Recorded(seen, usage, finish, calls.cost_of(conn, ref.pk, seen.seq))
         stored = messages.insert_messages(conn, state, [item])[0]
         cost = None
         if usage is not None:

@@ -318,3 +318,29 @@ def test_prefix_break_sees_the_effort_the_template_applies(store, deepseek):
         warnings.simplefilter("error", contextkit.CacheWarning)
         assert conv.send("five", tools=[CLOCK, WEATHER]).prompt.prefix_break == "tools"
         assert other.send("six", tools=[WEATHER]).prompt.prefix_break == "tools"
+
+
+def test_a_restarted_server_reusing_response_ids_loses_no_reply(store):
+    """Provider ids are not unique across servers and restarts (this one restarts at 1):
+    every reply is stored with its usage; dedupe is on contextkit's own per-call key."""
+    from contextkit.testing.server import serve
+
+    t = store.thread("restart", model="deepseek-v4-flash")
+    for attempt in range(2):
+        with serve() as server:  # a fresh server: its first id again
+            conv = contextkit.Conversation(client(server), t, max_tokens=100)
+            conv.send(f"question {attempt}")
+            conv.send("same words")  # the same reply text under the same provider id
+    messages = list(t.messages())
+    assert [m.role for m in messages] == ["user", "assistant"] * 4
+    assert t.stats().calls == 4
+    # recording the same prompt's response again (a retry of record) still adds nothing
+    t.append({"role": "user", "content": "once more"})
+    prompt = t.prepare(max_tokens=100)
+    response = {
+        "id": "chatcmpl-00000001",
+        "choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt.prompt_tokens, "completion_tokens": 1},
+    }
+    first = t.record(response)
+    assert t.record(response).seq == first.seq and t.stats().calls == 5

@@ -189,7 +189,7 @@ def test_upgrade_from_0001_fills_window_bookkeeping(database: Database) -> None:
         engine.dispose()
 
 
-@pytest.mark.parametrize("revision", ["0004", "0003", "0002", "0001"])
+@pytest.mark.parametrize("revision", ["0005", "0004", "0003", "0002", "0001"])
 def test_data_survives_a_round_trip_through_each_older_revision(
     database: Database, revision: str
 ) -> None:

@@ -130,3 +130,17 @@ def test_calibration_applies_to_prompts_with_extra(store):
     q = t.prepare(max_tokens=50, extra="time: 10:01")
     assert q.structure == p.structure
     assert q.calibrated_tokens == q.prompt_tokens + 5
+
+
+def test_another_reply_to_a_recorded_prompt_is_refused_with_what_to_do(store):
+    t = store.thread("twice", model="deepseek-v4-flash")
+    t.append({"role": "user", "content": "hi"})
+    p = t.prepare(max_tokens=50)
+    t.record(completion("same-id", "first", prompt=p.prompt_tokens))
+    before = table_counts(store)
+    with pytest.raises(ValidationError, match="prepare\\(\\) again"):
+        t.record(completion("same-id", "second", prompt=p.prompt_tokens))
+    assert table_counts(store) == before
+    q = t.prepare(max_tokens=50)  # a new call: the same provider id is stored again
+    t.record(completion("same-id", "second", prompt=q.prompt_tokens))
+    assert t.stats().calls == 2 and [m.text for m in t.messages()][1:] == ["first", "second"]

@@ -16,12 +16,11 @@ from contextkit.tokens.calibration import Calibration
 __all__ = [
     "CallTotals",
     "LastCall",
-    "SeenCall",
     "add_call",
     "calibrate",
     "calibration",
     "correction",
-    "find_response",
+    "cost_of",
     "last_call",
     "prefix_breaks",
     "rows",
@@ -44,19 +43,11 @@ class CallTotals:
     cost_usd: float
 
 
-@frozen
-class SeenCall:
-    """A call already recorded for a response id."""
-
-    cost_usd: float | None
-
-
-def find_response(conn: Connection, pk: int, response_id: str) -> SeenCall | None:
-    """The call recorded for this response id, or None."""
-    seen = conn.execute(
-        select(CallRow.cost_usd).where(CallRow.thread_pk == pk, CallRow.response_id == response_id)
-    ).first()
-    return None if seen is None else SeenCall(seen.cost_usd)
+def cost_of(conn: Connection, pk: int, message_seq: int | None) -> float | None:
+    """The stored cost of the call that produced message `message_seq`, if any."""
+    return conn.execute(
+        select(CallRow.cost_usd).where(CallRow.thread_pk == pk, CallRow.message_seq == message_seq)
+    ).scalar()
 
 
 def add_call(conn: Connection, pk: int, values: Mapping[str, Any]) -> int:

@@ -96,14 +96,12 @@ def summary_rows(records: Sequence[Mapping[str, Any]], last_seq: int) -> list[di
 
 
 def call_rows(records: Sequence[Mapping[str, Any]], last_seq: int) -> list[dict[str, Any]]:
-    """Call rows of one thread of `last_seq` messages; distinct numbers and response ids."""
+    """Call rows of one thread of `last_seq` messages, with distinct numbers (response ids
+    may repeat: providers reuse them)."""
     out = [_values(_CALLS, r, f"call record {i}") for i, r in enumerate(records, 1)]
     numbers = [v["n"] for v in out]
     if min(numbers, default=1) < 1 or len(set(numbers)) != len(numbers):
         raise ValidationError("call records must have distinct numbers n >= 1")
-    ids = [v["response_id"] for v in out if v["response_id"] is not None]
-    if len(set(ids)) != len(ids):
-        raise ValidationError("two call records share a response_id")
     for v in out:
         if v["message_seq"] is not None and not 1 <= v["message_seq"] <= last_seq:
             raise ValidationError(f"call {v['n']} names message {v['message_seq']}, not stored")

@@ -224,7 +224,8 @@ class CallRow(Base):
     prefix_break: Mapped[str | None] = mapped_column(String(16))
     """Why this prompt did not extend the previous call's: tools, mode or window."""
 
-    __table_args__ = (Index(None, "thread_pk", "response_id", unique=True),)
+    __table_args__ = (Index(None, "thread_pk", "response_id"),)
+    """Not unique: providers reuse ids across servers and restarts (revision 0006)."""
 
 
 class SummaryRow(Base):
