@@ -1,4 +1,11 @@
 """Kept for one release: this module moved to `contextkit.db.engine`."""
 
+from typing import Any
+
+from contextkit.db import engine as _moved
 from contextkit.db.engine import *  # noqa: F403
 from contextkit.db.engine import __all__  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    return getattr(_moved, name)  # the module's other public names, as before

@@ -1,4 +1,11 @@
 """Kept for one release: this module moved to `contextkit.db.schema`."""
 
+from typing import Any
+
+from contextkit.db import schema as _moved
 from contextkit.db.schema import *  # noqa: F403
 from contextkit.db.schema import __all__  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    return getattr(_moved, name)  # the module's other public names, as before

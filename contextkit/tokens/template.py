@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from contextkit.tokens import chat as _chat
+from contextkit.tokens import dsml as _dsml
 from contextkit.tokens._compat import from_counting as _from_counting
 from contextkit.tokens.calibration import Calibration, prompt_structure
 from contextkit.tokens.chat import (
@@ -77,4 +79,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        return getattr(_dsml, name)
+    if name == "ROLES":
+        return _chat.ROLES
+    if name == "Message":  # the old alias of one OpenAI-format message
+        return _chat.MessageDict
     return _from_counting(globals(), name)
+
+
+_MOVED = frozenset({"DSML", "TOOL_RESULT_OPEN", "TOOL_RESULT_CLOSE", "TOOL_RESULT_JOIN"})
+"""Public names of the old module that were not in its `__all__`."""
