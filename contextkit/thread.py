@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from contextkit import compaction, usage, window
 from contextkit._validators import check_int
+from contextkit.db import cut, messages, threads
 from contextkit.db import engine as db
-from contextkit.db import messages, threads
 from contextkit.db.messages import Pending, pending
 from contextkit.db.threads import ThreadRef, ThreadState
 from contextkit.errors import CacheWarning, NotFound, ValidationError
@@ -23,7 +23,7 @@ from contextkit.policy import CompactionPolicy
 from contextkit.prompt import Prompt
 from contextkit.settings import thread_settings
 from contextkit.summarizers import Summarizer, Summary
-from contextkit.types import Message, ThreadInfo
+from contextkit.types import Message, ThreadInfo, ToolCall
 from contextkit.usage import Stats
 
 if TYPE_CHECKING:
@@ -265,6 +265,16 @@ class Thread:
     def summaries(self) -> list[Summary]:
         """The thread's summaries, oldest first (each covers messages 1..upto_seq)."""
         return compaction.summaries_of(self._ref)
+
+    def pending_tool_calls(self) -> list[ToolCall]:
+        """Tool calls the thread made that have no result yet (after a crash mid-loop, say),
+        in call order: append a `tool` message for each before the next `build()`."""
+
+        def read(conn: db.Connection) -> list[ToolCall]:
+            threads.locked(conn, self._ref)
+            return cut.pending_calls(conn, self._ref.pk)
+
+        return db.read(self._ref.engine, read)
 
     def get(self, seq: int) -> Message:
         """The message with this seq, or `NotFound`."""

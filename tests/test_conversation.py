@@ -344,3 +344,39 @@ def test_a_restarted_server_reusing_response_ids_loses_no_reply(store):
     }
     first = t.record(response)
     assert t.record(response).seq == first.seq and t.stats().calls == 5
+
+
+def test_a_run_resumes_after_a_crash_left_tool_calls_unanswered(store, deepseek):
+    """A process died between the model's tool call and its result: the next process sees
+    the pending calls and `run(None, ...)` executes them and goes on."""
+    t = store.thread("crashed", model="deepseek-v4-flash")
+    t.append({"role": "user", "content": "Stock of TENT-2P and PACK-40?"})
+    t.append(
+        {
+            "role": "assistant",
+            "content": None,
+            "reasoning_content": "Look both up.",
+            "tool_calls": [
+                {"id": "c1", "type": "function",
+                 "function": {"name": "stock", "arguments": '{"sku": "TENT-2P"}'}},
+                {"id": "c2", "type": "function",
+                 "function": {"name": "stock", "arguments": '{"sku": "PACK-40"}'}},
+            ],
+        }
+    )  # fmt: skip
+    t.append({"role": "tool", "tool_call_id": "c1", "content": "12"})  # c2 never answered
+    fresh = store.thread("crashed")  # the next process
+    assert [(c.id, c.function.arguments) for c in fresh.pending_tool_calls()] == [
+        ("c2", '{"sku": "PACK-40"}')
+    ]
+    seen = []
+
+    def stock(sku: str) -> int:
+        seen.append(sku)
+        return 0
+
+    deepseek.script(Reply(content="TENT-2P: 12, PACK-40: sold out."))
+    reply = contextkit.Conversation(client(deepseek), fresh).run(None, tools={"stock": stock})
+    assert seen == ["PACK-40"] and reply.content == "TENT-2P: 12, PACK-40: sold out."
+    assert fresh.pending_tool_calls() == []
+    assert [m.role for m in fresh.messages()] == ["user", "assistant", "tool", "tool", "assistant"]

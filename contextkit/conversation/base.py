@@ -85,6 +85,10 @@ class _Base:
     predict_cache: bool = True
     _cache: PrefixCacheModel = field(factory=PrefixCacheModel, init=False)
 
+    def _outstanding(self, text: str | None) -> list[ToolCall]:
+        """The thread's unanswered tool calls, for a `run()` that goes on (`text=None`)."""
+        return self.thread.pending_tool_calls() if text is None else []
+
     def _begin(
         self,
         text: str | None,

@@ -100,11 +100,15 @@ class Conversation(_Base):
     ) -> Reply:
         """Send `text`, execute the model's tool calls, repeat until it answers.
 
-        Each call and each tool result is recorded as it happens. A tool that raises becomes
+        `text=None` goes on with the thread as it is: tool calls it made that have no result
+        yet (a crash mid-loop) run first. Each call and each tool result is recorded as it
+        happens. A tool that raises becomes
         an error result the model sees, not a crash. After `max_steps` calls the last reply
         is returned as is (its tool calls answered, so the thread stays valid).
         """
         loop = self._tool_loop(tools, max_steps, schemas)
+        for call in self._outstanding(text):
+            self._answer(call, _run_tool(tools, call))
         reply: Reply = self.send(text, tools=loop.schemas, **send_kwargs)
         while reply.tool_calls:
             for call in reply.tool_calls:
@@ -187,6 +191,8 @@ class AsyncConversation(_Base):
     ) -> Reply:
         """See `Conversation.run`; tools may be plain or `async` functions."""
         loop = self._tool_loop(tools, max_steps, schemas)
+        for call in self._outstanding(text):
+            self._answer(call, await _arun_tool(tools, call))
         reply: Reply = await self.send(text, tools=loop.schemas, **send_kwargs)
         while reply.tool_calls:
             for call in reply.tool_calls:

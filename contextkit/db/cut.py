@@ -14,7 +14,7 @@ from contextkit.db import blobs
 from contextkit.db.codec import MESSAGE_COLUMNS, message_from_row
 from contextkit.db.schema import MessageRow, ToolCallRow
 from contextkit.db.threads import ThreadState
-from contextkit.types import Message, Role
+from contextkit.types import Message, Role, ToolCall
 
 __all__ = [
     "Replayed",
@@ -23,6 +23,7 @@ __all__ = [
     "leaving",
     "live",
     "live_weight",
+    "pending_calls",
     "pinned",
     "unanswered",
     "weights_at",
@@ -140,6 +141,30 @@ def last_boundary(conn: Connection, thread: ThreadState, start: int) -> int | No
         .limit(1)
     ).scalar()
     return None if last is None or last < start else int(last)
+
+
+def pending_calls(conn: Connection, pk: int) -> list[ToolCall]:
+    """The tool calls that have no result yet, in the order they were made."""
+    open_calls = conn.execute(
+        select(ToolCallRow.call_seq, ToolCallRow.call_id)
+        .where(ToolCallRow.thread_pk == pk, ToolCallRow.answer_seq.is_(None))
+        .order_by(ToolCallRow.call_seq)
+    ).all()
+    if not open_calls:
+        return []
+    seqs = sorted({seq for seq, _ in open_calls})
+    cols = [getattr(MessageRow, c) for c in MESSAGE_COLUMNS]
+    made = {
+        m.seq: m
+        for m in map(
+            message_from_row,
+            blobs.fetch(
+                conn, select(*cols).where(MessageRow.thread_pk == pk, MessageRow.seq.in_(seqs))
+            ),
+        )
+    }
+    wanted = set(open_calls)
+    return [call for seq in seqs for call in made[seq].tool_calls if (seq, call.id) in wanted]
 
 
 def unanswered(conn: Connection, pk: int, limit: int = 20) -> list[str]:
