@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import table_counts
 
@@ -298,3 +300,28 @@ def test_message_values_are_frozen_and_typed() -> None:
         m.content = "y"  # type: ignore[misc]
     assert Message.parse(m) is m
     assert m.role is contextkit.Role.USER and str(m.role) == "user"
+
+
+def test_a_held_write_lock_gives_a_typed_error_within_the_bound(tmp_path: Path) -> None:
+    """Another connection holding SQLite's write lock: the append waits `busy_timeout`,
+    retries included, then raises StoreError naming the database; nothing is written."""
+    import sqlite3
+    import time
+
+    path = tmp_path / "locked.db"
+    store = contextkit.open(f"sqlite:///{path}", busy_timeout=0.5)
+    thread = store.thread("t", model="deepseek-v4-flash")
+    thread.append({"role": "user", "content": "first"})
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    try:
+        started = time.monotonic()
+        with pytest.raises(contextkit.StoreError, match=r"locked\.db stayed locked for 0\.5 s"):
+            thread.append({"role": "user", "content": "second"})
+        assert time.monotonic() - started < 5
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert [m.text for m in thread.messages()] == ["first"]
+    with pytest.raises(contextkit.ValidationError, match="busy_timeout"):
+        contextkit.open(f"sqlite:///{path}", busy_timeout=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -56,16 +57,33 @@ def normalize_url(url: str | URL | None) -> URL:
     return parsed
 
 
-def create_engine(url: str | URL | None = None, *, echo: bool = False) -> Engine:
-    """An engine for `url` with contextkit's connection settings applied."""
+def create_engine(
+    url: str | URL | None = None, *, echo: bool = False, busy_timeout: float = BUSY_TIMEOUT_S
+) -> Engine:
+    """An engine for `url` with contextkit's connection settings applied.
+
+    `busy_timeout` (seconds) bounds how long one operation waits for a lock another
+    connection holds (SQLite's write lock, a PostgreSQL row lock), retries included; then
+    `StoreError` names the database.
+    """
+    if (
+        isinstance(busy_timeout, bool)
+        or not isinstance(busy_timeout, (int, float))
+        or not 0 < busy_timeout <= 86_400
+    ):
+        raise ValidationError(
+            f"busy_timeout must be a number of seconds in (0, 86400], got {busy_timeout!r:.40}"
+        )
     parsed = normalize_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
-        kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
+        kwargs["connect_args"] = {"timeout": busy_timeout, "check_same_thread": False}
         if parsed.database in (None, "", ":memory:"):
             kwargs["poolclass"] = StaticPool
     elif parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
+        if parsed.get_dialect().driver == "psycopg":
+            kwargs["connect_args"] = {"options": f"-c lock_timeout={int(busy_timeout * 1000)}"}
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except ModuleNotFoundError as exc:
@@ -76,11 +94,16 @@ def create_engine(url: str | URL | None = None, *, echo: bool = False) -> Engine
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise ValidationError(f"not a usable database URL ({exc})") from None
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, busy_timeout)
+    _BUSY[engine] = float(busy_timeout)
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+_BUSY: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+"""Each engine's lock-wait bound, for `_run`'s retries."""
+
+
+def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
     memory = engine.url.database in (None, "", ":memory:")
 
     @event.listens_for(engine, "connect")
@@ -90,7 +113,7 @@ def _configure_sqlite(engine: Engine) -> None:
         if not memory:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -111,6 +134,8 @@ def _transient(exc: DBAPIError) -> bool:
 def _run(
     engine: Engine, fn: Callable[[Connection], T], *, write: bool, foreign_keys: bool = True
 ) -> T:
+    bound = _BUSY.get(engine, BUSY_TIMEOUT_S)
+    deadline = time.monotonic() + bound
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with engine.connect() as conn:
@@ -121,12 +146,22 @@ def _run(
                         return fn(conn)
                 return _without_foreign_keys(conn, fn)
         except DBAPIError as exc:
-            if not _transient(exc) or attempt == MAX_ATTEMPTS:
+            locked = _transient(exc)
+            if locked and attempt < MAX_ATTEMPTS and time.monotonic() < deadline:
+                pause = min(2.0, 0.01 * 2**attempt) * random.uniform(0.5, 1.5)
+                time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+                continue
+            where = engine.url.render_as_string(hide_password=True)
+            if locked:
                 raise StoreError(
-                    f"the database failed the operation ({type(exc.orig).__name__}: "
-                    f"{str(exc.orig).strip()[:300]})"
+                    f"the database {where} stayed locked for {bound:g} s: another connection "
+                    "holds its write lock (a long transaction, another process); retry later, "
+                    "or give contextkit.open(..., busy_timeout=SECONDS) more time"
                 ) from exc
-            time.sleep(min(2.0, 0.01 * 2**attempt) * random.uniform(0.5, 1.5))
+            raise StoreError(
+                f"the database {where} failed the operation ({type(exc.orig).__name__}: "
+                f"{str(exc.orig).strip()[:300]})"
+            ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -112,13 +112,17 @@ def downgrade(engine: Engine, revision: str) -> str | None:
 
 
 def open_engine(
-    url: str | URL | None, *, echo: bool = False, migrate_schema: bool = True
+    url: str | URL | None,
+    *,
+    echo: bool = False,
+    migrate_schema: bool = True,
+    busy_timeout: float = _engine.BUSY_TIMEOUT_S,
 ) -> Engine:
     """An engine for `url` whose schema is at head (upgraded unless `migrate_schema=False`).
 
     Driver and connection failures become `StoreError`; a bad location `ValidationError`.
     """
-    engine = _engine.create_engine(url, echo=echo)
+    engine = _engine.create_engine(url, echo=echo, busy_timeout=busy_timeout)
     try:
         if migrate_schema:
             upgrade(engine)

@@ -154,12 +154,18 @@ def open(
     echo: bool = False,
     compaction: CompactionPolicy | None = None,
     summarizer: Summarizer | None = None,
+    busy_timeout: float = 30.0,
 ) -> Store:
     """Open the store at `url` (default: `CONTEXTKIT_URL`, else `sqlite:///./contextkit.db`).
+
+    `busy_timeout` (seconds, default 30) bounds how long an operation waits for a lock
+    another connection holds, retries included; then it raises `StoreError`.
 
     Upgrades the schema to the newest migration first (safe with concurrent openers); with
     `migrate_schema=False` a database that is not up to date raises `ContextKitError`.
     `compaction` and `summarizer` are the defaults `build()` uses on this store's threads.
     """
-    engine = migrate.open_engine(url, echo=echo, migrate_schema=migrate_schema)
+    engine = migrate.open_engine(
+        url, echo=echo, migrate_schema=migrate_schema, busy_timeout=busy_timeout
+    )
     return Store(engine, compaction=compaction, summarizer=summarizer)
