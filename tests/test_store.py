@@ -325,3 +325,22 @@ def test_a_held_write_lock_gives_a_typed_error_within_the_bound(tmp_path: Path) 
     assert [m.text for m in thread.messages()] == ["first"]
     with pytest.raises(contextkit.ValidationError, match="busy_timeout"):
         contextkit.open(f"sqlite:///{path}", busy_timeout=0)
+
+
+def test_a_closed_store_refuses_work_instead_of_reconnecting(tmp_path: Path) -> None:
+    store = contextkit.open(f"sqlite:///{tmp_path / 'c.db'}")
+    thread = store.thread("t", model="deepseek-v4-flash")
+    thread.append({"role": "user", "content": "before"})
+    store.close()
+    with pytest.raises(contextkit.StoreError, match="was closed"):
+        thread.append({"role": "user", "content": "after"})
+    with pytest.raises(contextkit.StoreError, match="was closed"):
+        store.thread("t")
+    again = contextkit.open(f"sqlite:///{tmp_path / 'c.db'}")
+    assert [m.text for m in again.thread("t").messages()] == ["before"]
+
+
+def test_an_unsupported_database_is_told_what_contextkit_supports() -> None:
+    with pytest.raises(contextkit.ContextKitError, match="SQLite or PostgreSQL") as info:
+        contextkit.open("mysql+mysqldb://u:p@127.0.0.1/db")
+    assert "contextkit[postgres]" not in str(info.value)

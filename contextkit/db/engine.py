@@ -27,6 +27,7 @@ __all__ = [
     "URL",
     "Connection",
     "Engine",
+    "close",
     "create_engine",
     "normalize_url",
     "read",
@@ -87,9 +88,12 @@ def create_engine(
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except ModuleNotFoundError as exc:
+        if parsed.get_backend_name() == "postgresql":
+            hint = "run: pip install 'contextkit[postgres]'"
+        else:
+            hint = "contextkit stores threads in SQLite or PostgreSQL (postgresql+psycopg://...)"
         raise ContextKitError(
-            f"the database driver for {parsed.drivername} is not installed ({exc.name}); "
-            "for PostgreSQL run: pip install 'contextkit[postgres]'"
+            f"the database driver for {parsed.drivername} is not installed ({exc.name}); {hint}"
         ) from None
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise ValidationError(f"not a usable database URL ({exc})") from None
@@ -100,6 +104,16 @@ def create_engine(
 
 
 _BUSY: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+_CLOSED: weakref.WeakSet[Engine] = weakref.WeakSet()
+"""Engines whose store was closed: they refuse further work instead of reconnecting."""
+
+
+def close(engine: Engine) -> None:
+    """Release the engine's connections; any later operation on it raises `StoreError`."""
+    _CLOSED.add(engine)
+    engine.dispose()
+
+
 """Each engine's lock-wait bound, for `_run`'s retries."""
 
 
@@ -134,6 +148,9 @@ def _transient(exc: DBAPIError) -> bool:
 def _run(
     engine: Engine, fn: Callable[[Connection], T], *, write: bool, foreign_keys: bool = True
 ) -> T:
+    if engine in _CLOSED:
+        where = engine.url.render_as_string(hide_password=True)
+        raise StoreError(f"the store for {where} was closed; open it again with contextkit.open()")
     bound = _BUSY.get(engine, BUSY_TIMEOUT_S)
     deadline = time.monotonic() + bound
     for attempt in range(1, MAX_ATTEMPTS + 1):

@@ -47,8 +47,9 @@ class Store:
         return f"<Store {self.url.render_as_string(hide_password=True)}>"
 
     def close(self) -> None:
-        """Release pooled connections."""
-        self.engine.dispose()
+        """Release pooled connections; the store and its threads refuse further work
+        (`StoreError`). Open the database again with `contextkit.open()`."""
+        db.close(self.engine)
 
     def __enter__(self) -> Store:
         return self
