@@ -25,7 +25,7 @@ from attrs import frozen
 from contextkit._validators import check_fraction
 from contextkit.accounting import PAD
 from contextkit.compaction import compact
-from contextkit.counting import message_shape, message_tokens, sequence_overhead, tools_tokens
+from contextkit.counting import message_tokens, sequence_overhead, tools_tokens
 from contextkit.db import blobs, calls, cut, summaries, threads
 from contextkit.db import engine as db
 from contextkit.db.calls import LastCall
@@ -75,7 +75,6 @@ class Request:
     extras: tuple[Message, ...]
     extra_forms: tuple[dict[str, Any], ...]
     extra_tokens: tuple[int, ...]
-    extra_shapes: tuple[MessageShape, ...]
     low_water: float
 
     @classmethod
@@ -105,7 +104,6 @@ class Request:
         for form in forms:
             if isinstance(form.get("content"), list):
                 blobs.extract(form["content"], spec.image_limits)  # corrupt images: ImageError
-        shapes = [message_shape(f, spec, thinking=mode) for f in forms]
         tool_tokens = tools_tokens(tools, spec)  # checks the tools first
         return cls(
             spec=spec,
@@ -119,7 +117,6 @@ class Request:
             extras=tuple(extras),
             extra_forms=tuple(forms),
             extra_tokens=tuple(counts),
-            extra_shapes=tuple(shapes),
             low_water=low_water,
         )
 
@@ -259,11 +256,8 @@ def _extra_messages(extra: object) -> list[Message]:
 
 
 @lru_cache(maxsize=256)
-def _system_tokens(spec: ModelSpec, system: str, thinking: bool) -> tuple[int, MessageShape]:
-    form = {"role": "system", "content": system}
-    return message_tokens(form, spec, thinking=thinking), message_shape(
-        form, spec, thinking=thinking
-    )
+def _system_tokens(spec: ModelSpec, system: str, thinking: bool) -> int:
+    return message_tokens({"role": "system", "content": system}, spec, thinking=thinking)
 
 
 def fixed_weight(
@@ -276,7 +270,7 @@ def fixed_weight(
     """Window weight of the fixed part: system prompt, pinned messages, summary, extra."""
     fixed = extra_weight + sum((m.token_count or 0) + PAD for m, _, _ in pinned)
     if state.system:
-        fixed += _system_tokens(request.spec, state.system, request.thinking)[0] + PAD
+        fixed += _system_tokens(request.spec, state.system, request.thinking) + PAD
     if summary is not None:
         fixed += summary.token_count + PAD
     return fixed
