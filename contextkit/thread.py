@@ -23,7 +23,7 @@ from contextkit.policy import CompactionPolicy
 from contextkit.prompt import Prompt
 from contextkit.settings import thread_settings
 from contextkit.summarizers import Summarizer, Summary
-from contextkit.types import Message, ThreadInfo, ToolCall
+from contextkit.types import Message, ThreadInfo, ToolCall, check_id
 from contextkit.usage import Stats
 
 if TYPE_CHECKING:
@@ -165,6 +165,26 @@ class Thread:
             )
         self._last_prompt = prompt
         return prompt
+
+    def check_turn(self, message: object, *, max_tokens: int, **options: Any) -> Message:
+        """Check that `message` can open the next turn; returns it parsed, writes nothing.
+
+        Raises what `prepare(max_tokens=..., **options)` would raise once it is appended (a
+        tool call still waiting for its result, `max_tokens` against the window, the message
+        too large beside the fixed part, invalid options), so a send can fail before it
+        stores anything. Options as for `prepare`, but `compaction`/`summarizer`.
+        """
+        parsed = Message.parse(message)
+        window.check_turn(self._ref, parsed, model=self.model, max_tokens=max_tokens, **options)
+        return parsed
+
+    def answered(
+        self, message: object, idempotency_key: str, *, final: bool = False
+    ) -> tuple[Message, usage.Recorded | None] | None:
+        """The message stored under `idempotency_key` and its recorded reply, if any (see
+        `contextkit.usage.answered`): how a retried keyed send finds that it already ran."""
+        key = check_id(idempotency_key, "idempotency_key")
+        return usage.answered(self._ref, Message.parse(message), key, final=final)
 
     @overload
     def build(

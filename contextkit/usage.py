@@ -28,7 +28,16 @@ from contextkit.prompt import Prompt
 from contextkit.tokens.calibration import Calibration
 from contextkit.types import Message, Role, check_id, check_text
 
-__all__ = ["Recorded", "Stats", "Usage", "now_ms", "record", "record_call", "stats"]
+__all__ = [
+    "Recorded",
+    "Stats",
+    "Usage",
+    "answered",
+    "now_ms",
+    "record",
+    "record_call",
+    "stats",
+]
 
 
 @frozen
@@ -225,6 +234,46 @@ def stats(ref: ThreadRef) -> Stats:
             summarizer_cost_usd=summary_cost,
             prefix_breaks=calls.prefix_breaks(conn, ref.pk),
         )
+
+    return db.read(ref.engine, read)
+
+
+def answered(
+    ref: ThreadRef, message: Message, key: str, *, final: bool = False
+) -> tuple[Message, Recorded | None] | None:
+    """The user message stored under idempotency `key` and its recorded reply, if any.
+
+    A retried keyed send that already succeeded gets its reply back instead of a second
+    model call. The reply is the next message (`final=False`, a send) or the turn's last
+    assistant message when it made no tool calls (`final=True`, a tool loop that ended).
+    None: no message has the key yet; a reply of None: the call failed (call again) or the
+    loop did not end. The key on other content raises `ValidationError`.
+    """
+    item = messages.pending(message, key, False)
+
+    def read(conn: Connection) -> tuple[Message, Recorded | None] | None:
+        threads.locked(conn, ref)
+        seen = messages.by_key(conn, ref.pk, key)
+        if seen is None:
+            return None
+        assert seen.seq is not None
+        if message_to_row(seen) != item.row:
+            raise ValidationError(
+                f"idempotency_key {key!r} was already used for a different message (seq "
+                f"{seen.seq}); use a new key for a new message"
+            )
+        reply = messages.turn_reply(conn, ref.pk, seen.seq, final=final)
+        call = None if reply is None else calls.for_message(conn, ref.pk, reply.seq or 0)
+        if reply is None or call is None:
+            return seen, None
+        usage = Usage(
+            prompt_tokens=call["prompt_tokens"],
+            completion_tokens=call["completion_tokens"],
+            cache_hit_tokens=call["cache_hit_tokens"],
+            cache_miss_tokens=call["cache_miss_tokens"],
+            reasoning_tokens=call["reasoning_tokens"],
+        )
+        return seen, Recorded(reply, usage, call["finish_reason"], call["cost_usd"])
 
     return db.read(ref.engine, read)
 

@@ -52,6 +52,7 @@ __all__ = [
     "Request",
     "Snapshot",
     "assemble",
+    "check_turn",
     "cut_threshold",
     "fixed_weight",
     "layout",
@@ -227,6 +228,47 @@ def prepare(
     raise _overflow(calibrated, budget, max_tokens)
 
 
+def check_turn(
+    ref: ThreadRef,
+    message: Message,
+    *,
+    model: str,
+    max_tokens: int,
+    extra: object = None,
+    tools: Tools | None = None,
+    thinking: bool | None = None,
+    reasoning_effort: str | None = None,
+    low_water: float = LOW_WATER,
+) -> None:
+    """Raise now what `prepare` would raise once `message` opens a new turn; write nothing.
+
+    A send checks this before storing its user message, so a send that cannot be made
+    leaves no orphan message behind: the options, a tool call still waiting for its result,
+    `max_tokens` against the window, and the smallest prompt the turn can have (the fixed
+    part and `message`, counted exactly as `assemble` counts it).
+    """
+    low_water = check_fraction(low_water, "low_water")
+    request = Request.create(
+        spec_for(model), max_tokens, extra, tools, thinking, reasoning_effort, low_water
+    )
+
+    def read(conn: Any) -> Snapshot:
+        state, pinned, summary = _fixed_part(conn, ref, request)
+        live: tuple[Replayed, ...] = ((message, False, None),)
+        structure = _structure(state, pinned, summary, live, request)
+        correction = calls.correction(conn, request.spec.name, structure)
+        return Snapshot(
+            state, tuple(pinned), live, state.window_start, False, correction, summary, 0,
+            structure,
+        )  # fmt: skip
+
+    snap = db.read(ref.engine, read)
+    prompt, calibrated = assemble(snap, request)
+    if prompt is None:
+        budget = snap.thread.max_context_tokens - request.max_tokens
+        raise _overflow(calibrated, budget, request.max_tokens)
+
+
 def _overflow(needed: int, budget: int, max_tokens: int) -> ContextOverflowError:
     return ContextOverflowError(
         f"the prompt needs {needed:,} tokens but only {budget:,} fit beside max_tokens="
@@ -281,16 +323,11 @@ def cut_threshold(cum_weight: int, budget: int, low_water: float, fixed: int) ->
     return cum_weight - max(int(budget * low_water) - fixed, 0)
 
 
-def read_snapshot(
-    conn: Any,
-    *,
-    ref: ThreadRef,
-    request: Request,
-    extra_weight: int,
-    allow_cut: bool = True,
-    compact_at: float | None = None,
-) -> Snapshot:
-    """Read what the prompt is made of, moving the cut point (in memory) if it must move."""
+def _fixed_part(
+    conn: Any, ref: ThreadRef, request: Request
+) -> tuple[ThreadState, list[Replayed], Summary | None]:
+    """The thread row, its pinned messages and its summary, once the thread can take a
+    prompt: no tool call waits for its result and `max_tokens` leaves room."""
     state = threads.locked(conn, ref)
     max_tokens = request.max_tokens
     if state.pending_calls:
@@ -307,9 +344,22 @@ def read_snapshot(
             needed=max_tokens,
             budget=state.max_context_tokens,
         )
-    budget = state.max_context_tokens - max_tokens
     pinned = cut.pinned(conn, state.pk)
-    summary = summaries.latest(conn, state.pk, state.summary_n)
+    return state, pinned, summaries.latest(conn, state.pk, state.summary_n)
+
+
+def read_snapshot(
+    conn: Any,
+    *,
+    ref: ThreadRef,
+    request: Request,
+    extra_weight: int,
+    allow_cut: bool = True,
+    compact_at: float | None = None,
+) -> Snapshot:
+    """Read what the prompt is made of, moving the cut point (in memory) if it must move."""
+    state, pinned, summary = _fixed_part(conn, ref, request)
+    budget = state.max_context_tokens - request.max_tokens
     fixed = fixed_weight(state, pinned, summary, request, extra_weight)
     start = state.window_start
     moved = False

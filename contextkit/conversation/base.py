@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from contextkit.prompt import Prompt
     from contextkit.summarizers import Summarizer
     from contextkit.thread import Thread
+    from contextkit.usage import Recorded
 
 __all__ = ["ImageSource"]
 
@@ -85,6 +86,23 @@ class _Base:
     predict_cache: bool = True
     _cache: PrefixCacheModel = field(factory=PrefixCacheModel, init=False)
 
+    def _resume(
+        self, text: str | None, options: dict[str, Any]
+    ) -> tuple[str | None, dict[str, Any], Reply | None]:
+        """How `run()` starts when retried with the idempotency key of an earlier run: the
+        reply that ended that run (returned as is), or its turn goes on (`text` None)."""
+        key = options.get("idempotency_key")
+        message = self._user(text, options.get("images"))
+        if key is None or message is None:
+            return text, options, None
+        seen = self.thread.answered(message, key, final=True)
+        if seen is None:
+            return text, options, None
+        if seen[1] is not None:
+            return text, options, _replayed(seen[1])
+        rest = {k: v for k, v in options.items() if k not in ("idempotency_key", "images")}
+        return None, rest, None
+
     def _outstanding(self, text: str | None) -> list[ToolCall]:
         """The thread's unanswered tool calls, for a `run()` that goes on (`text=None`)."""
         return self.thread.pending_tool_calls() if text is None else []
@@ -102,24 +120,38 @@ class _Base:
         extra: object = None,
         idempotency_key: str | None = None,
         **create_kwargs: Any,
-    ) -> _Call:
-        """`send()` up to the model call: the user message appended, the request built."""
-        self._user(text, images, idempotency_key)
-        return self._prepare(
-            max_tokens=max_tokens,
-            thinking=thinking,
-            reasoning_effort=reasoning_effort,
-            tools=tools,
-            extra=extra,
-            stream=stream,
-            create_kwargs=create_kwargs,
-        )
+    ) -> _Call | Reply:
+        """`send()` up to the model call: the user message appended, the request built.
+
+        Every check that can fail before the call runs before the user message is written
+        (a failed send leaves nothing behind). A keyed send that already got its reply
+        returns that `Reply` instead.
+        """
+        options: dict[str, Any] = {
+            "max_tokens": max_tokens or self.max_tokens,
+            "extra": extra,
+            "tools": tools,
+            "thinking": thinking,
+            "reasoning_effort": reasoning_effort,
+        }
+        message = self._user(text, images)
+        if message is not None and idempotency_key is not None:
+            seen = self.thread.answered(message, idempotency_key)
+            if seen is not None and seen[1] is not None:
+                return _replayed(seen[1])
+            if seen is not None:  # stored before, its call failed: call again
+                message = None
+        if message is not None:
+            self.thread.check_turn(message, **options)
+            self.thread.append(message, idempotency_key=idempotency_key)
+        return self._prepare(**options, stream=stream, create_kwargs=create_kwargs)
 
     def _user(
-        self, text: str | None, images: Sequence[ImageSource] | None, idempotency_key: str | None
-    ) -> None:
+        self, text: str | None, images: Sequence[ImageSource] | None
+    ) -> dict[str, Any] | None:
+        """The user message a send opens its turn with (images checked), or None."""
         if text is None and not images:
-            return
+            return None
         content: str | list[dict[str, Any]] | None = text
         if images:
             spec = spec_for(self.thread.model)
@@ -129,12 +161,12 @@ class _Base:
             parts: list[dict[str, Any]] = [{"type": "text", "text": text or ""}]
             parts += [prepare_image(i, limits=spec.image_limits).to_part() for i in images]
             content = parts
-        self.thread.append({"role": "user", "content": content}, idempotency_key=idempotency_key)
+        return {"role": "user", "content": content}
 
     def _prepare(
         self,
         *,
-        max_tokens: int | None,
+        max_tokens: int,
         thinking: bool | None,
         reasoning_effort: str | None,
         tools: Sequence[Mapping[str, Any]] | None,
@@ -143,7 +175,7 @@ class _Base:
         create_kwargs: Mapping[str, Any],
     ) -> _Call:
         prompt = self.thread.prepare(
-            max_tokens=max_tokens or self.max_tokens,
+            max_tokens=max_tokens,
             extra=extra,
             tools=tools,
             thinking=thinking,
@@ -223,3 +255,17 @@ class _Base:
     ) -> _ToolLoop:
         tool_list = list(schemas) if schemas is not None else _schemas(tools)
         return _ToolLoop(tool_list, max_steps)
+
+
+def _replayed(recorded: Recorded) -> Reply:
+    """A reply an earlier send stored, handed back as it is: no call, no prompt."""
+    return Reply(
+        message=recorded.message,
+        finish_reason=recorded.finish_reason,
+        usage=recorded.usage,
+        cost_usd=recorded.cost_usd,
+        prompt=None,
+        predicted_cache_hit_tokens=None,
+        latency_ms=0.0,
+        replayed=True,
+    )

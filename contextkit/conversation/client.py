@@ -84,6 +84,8 @@ class Conversation(_Base):
         Other keyword arguments go to `client.chat.completions.create` as they are.
         """
         call = self._begin(text, stream=stream, **options)
+        if isinstance(call, Reply):
+            return ReplyStream.replay(self, call) if stream else call
         response = self.client.chat.completions.create(**call.request)
         if stream:
             return ReplyStream(self, call, response)
@@ -107,6 +109,9 @@ class Conversation(_Base):
         is returned as is (its tool calls answered, so the thread stays valid).
         """
         loop = self._tool_loop(tools, max_steps, schemas)
+        text, send_kwargs, done = self._resume(text, send_kwargs)
+        if done is not None:
+            return done
         for call in self._outstanding(text):
             self._answer(call, _run_tool(tools, call))
         reply: Reply = self.send(text, tools=loop.schemas, **send_kwargs)
@@ -175,6 +180,8 @@ class AsyncConversation(_Base):
     ) -> Reply | AsyncReplyStream:
         """See `Conversation.send`; with `stream=True` returns an `AsyncReplyStream`."""
         call = self._begin(text, stream=stream, **options)
+        if isinstance(call, Reply):
+            return AsyncReplyStream.replay(self, call) if stream else call
         response = await self.client.chat.completions.create(**call.request)
         if stream:
             return AsyncReplyStream(self, call, response)
@@ -191,6 +198,9 @@ class AsyncConversation(_Base):
     ) -> Reply:
         """See `Conversation.run`; tools may be plain or `async` functions."""
         loop = self._tool_loop(tools, max_steps, schemas)
+        text, send_kwargs, done = self._resume(text, send_kwargs)
+        if done is not None:
+            return done
         for call in self._outstanding(text):
             self._answer(call, await _arun_tool(tools, call))
         reply: Reply = await self.send(text, tools=loop.schemas, **send_kwargs)

@@ -19,17 +19,20 @@ __all__ = ["Delta", "Reply"]
 class Reply:
     """One model call's outcome, as recorded: the stored message, its usage and cost.
 
-    `steps` counts the model calls `run()` made to reach it (1 for `send()`).
+    `steps` counts the model calls `run()` made to reach it (1 for `send()`). `replayed`:
+    the reply was stored by an earlier, successful send with the same idempotency key and
+    is returned as stored, with no model call (its `prompt` is then None).
     """
 
     message: Message
     finish_reason: str | None
     usage: Usage | None
     cost_usd: float | None
-    prompt: Prompt
+    prompt: Prompt | None
     predicted_cache_hit_tokens: int | None
     latency_ms: float
     steps: int = 1
+    replayed: bool = False
 
     @property
     def content(self) -> str:

@@ -7,7 +7,7 @@ as it was before the call (the user message stays, so the call can be retried).
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from attrs import define, field
 
@@ -16,6 +16,8 @@ from contextkit.conversation.reply import Delta, Reply
 from contextkit.errors import ValidationError
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from contextkit.conversation.base import _Base, _Call
 
 __all__ = ["AsyncReplyStream", "ReplyStream"]
@@ -78,11 +80,29 @@ class _StreamState:
 class _Stream(Generic[_Chunks]):
     """What both streams hold: the call, its chunks, the state so far, and `reply` once done."""
 
-    def __init__(self, base: _Base, call: _Call, chunks: _Chunks) -> None:
+    def __init__(self, base: _Base, call: _Call | None, chunks: _Chunks) -> None:
         self._base, self._call = base, call
         self._chunks: _Chunks = chunks
         self._state = _StreamState()
         self.reply: Reply | None = None
+
+    @classmethod
+    def replay(cls, base: _Base, reply: Reply) -> Self:
+        """A stream of a reply stored before (a retried keyed send): its deltas, no call."""
+        stream = cls(base, None, cast(_Chunks, ()))
+        stream.reply = reply
+        return stream
+
+    def _stored(self) -> Iterator[Delta]:
+        assert self.reply is not None
+        if self.reply.reasoning_content:
+            yield Delta("reasoning", self.reply.reasoning_content)
+        if self.reply.content:
+            yield Delta("content", self.reply.content)
+
+    def _finish(self) -> None:
+        if self._call is not None:
+            self.reply = self._base._record(self._call, self._state.response())
 
     def _content(self) -> str:
         assert self.reply is not None
@@ -96,9 +116,12 @@ class ReplyStream(_Stream[Iterable[object]]):
     """
 
     def __iter__(self) -> Iterator[Delta]:
+        if self._call is None:
+            yield from self._stored()
+            return
         for chunk in self._chunks:
             yield from self._state.feed(chunk)
-        self.reply = self._base._record(self._call, self._state.response())
+        self._finish()
 
     def text(self) -> str:
         """Consume the stream; return the reply's content."""
@@ -111,10 +134,14 @@ class AsyncReplyStream(_Stream[AsyncIterable[object]]):
     """`ReplyStream` for `AsyncConversation`: `async for delta in stream`."""
 
     async def __aiter__(self) -> AsyncIterator[Delta]:
+        if self._call is None:
+            for delta in self._stored():
+                yield delta
+            return
         async for chunk in self._chunks:
             for delta in self._state.feed(chunk):
                 yield delta
-        self.reply = self._base._record(self._call, self._state.response())
+        self._finish()
 
     async def text(self) -> str:
         """Consume the stream; return the reply's content."""

@@ -21,6 +21,7 @@ __all__ = [
     "calibration",
     "correction",
     "cost_of",
+    "for_message",
     "last_call",
     "prefix_breaks",
     "rows",
@@ -156,4 +157,15 @@ def rows(conn: Connection, pk: int) -> list[RowMapping]:
     """Every call row of a thread as stored (for export)."""
     return list(
         conn.execute(select(CallRow).where(CallRow.thread_pk == pk).order_by(CallRow.n)).mappings()
+    )
+
+
+def for_message(conn: Connection, pk: int, message_seq: int) -> RowMapping | None:
+    """The call row that produced message `message_seq`, or None (not a recorded reply)."""
+    return (
+        conn.execute(
+            select(CallRow).where(CallRow.thread_pk == pk, CallRow.message_seq == message_seq)
+        )
+        .mappings()
+        .first()
     )

@@ -20,7 +20,16 @@ from contextkit.errors import ValidationError
 from contextkit.models import spec_for
 from contextkit.types import Message, Role, check_id
 
-__all__ = ["COLUMNS", "Pending", "by_key", "idempotency_keys", "insert_messages", "page", "pending"]
+__all__ = [
+    "COLUMNS",
+    "Pending",
+    "by_key",
+    "idempotency_keys",
+    "insert_messages",
+    "page",
+    "pending",
+    "turn_reply",
+]
 
 COLUMNS = [getattr(MessageRow, c) for c in MESSAGE_COLUMNS]
 
@@ -235,3 +244,35 @@ class _OpenCalls:
             )
         self._open[call_id] = None
         return call_seq
+
+
+def turn_reply(conn: Connection, pk: int, seq: int, *, final: bool) -> Message | None:
+    """The assistant reply to user message `seq`: the next message (`final=False`), or the
+    turn's last assistant message if it made no tool calls (`final=True`); else None."""
+    if final:
+        turn_end = (
+            select(func.min(MessageRow.seq))
+            .where(
+                MessageRow.thread_pk == pk,
+                MessageRow.seq > seq,
+                MessageRow.role == Role.USER.value,
+                MessageRow.pinned.is_(False),
+            )
+            .scalar_subquery()
+        )
+        last = conn.execute(
+            select(func.max(MessageRow.seq)).where(
+                MessageRow.thread_pk == pk,
+                MessageRow.seq > seq,
+                MessageRow.seq < func.coalesce(turn_end, 2**31 - 1),
+                MessageRow.role == Role.ASSISTANT.value,
+            )
+        ).scalar()
+        found = page(conn, pk, last - 1, last + 1, 1) if last is not None else []
+    else:
+        found = page(conn, pk, seq, seq + 2, 1)
+    if not found or found[0].role is not Role.ASSISTANT:
+        return None
+    if final and found[0].tool_calls:
+        return None
+    return found[0]
