@@ -141,6 +141,12 @@ def _plan(
     threshold = keep_threshold(state, policy, max_tokens)
     start = state.window_start
     new_start = cut.cut_point(conn, state, start, threshold, user_only=not force)
+    if (new_start is None or new_start <= start) and state.turn_seq > 0:
+        # The current turn alone outgrows what is kept (a long tool loop): fold its
+        # completed steps; its user message stays in the prompt (see `window`).
+        first = max(start, state.turn_seq + 1)
+        inside = cut.cut_point(conn, state, first, threshold)
+        new_start = inside if inside is not None and inside >= first else None
     if new_start is None or new_start <= start:
         return None
     from_seq = previous.upto_seq + 1 if previous is not None else 1

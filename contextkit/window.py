@@ -221,6 +221,7 @@ def prepare(
         if prompt is not None:
             if snap.moved:
                 db.write(ref.engine, partial(threads.move_cut, pk=ref.pk, start=snap.window_start))
+                _warn_steps_left(ref, snap)
             return prompt
         if len(snap.live) <= 1:
             raise _overflow(calibrated, budget, max_tokens)
@@ -267,6 +268,21 @@ def check_turn(
     if prompt is None:
         budget = snap.thread.max_context_tokens - request.max_tokens
         raise _overflow(calibrated, budget, request.max_tokens)
+
+
+def _warn_steps_left(ref: ThreadRef, snap: Snapshot) -> None:
+    """Say so when a moved cut drops steps of the current turn that no summary covers."""
+    turn, old = snap.thread.turn_seq, snap.thread.window_start
+    if turn < 1 or snap.window_start <= turn:
+        return
+    first = max(old, turn + 1)
+    warnings.warn(
+        f"messages {first}..{snap.window_start - 1} of the current turn of thread {ref.id!r} "
+        f"(opened by message {turn}, which stays in the prompt) left the prompt with no "
+        "summary covering them: compaction is off or failed; they stay stored",
+        CompactionWarning,
+        stacklevel=4,
+    )
 
 
 def _overflow(needed: int, budget: int, max_tokens: int) -> ContextOverflowError:
@@ -363,6 +379,9 @@ def read_snapshot(
     fixed = fixed_weight(state, pinned, summary, request, extra_weight)
     start = state.window_start
     moved = False
+    task = _task(conn, state) if state.turn_seq < start else None
+    if task is not None:
+        fixed += _weight(task)  # anchored: the window starts inside the task's turn
     pressure = fixed + cut.live_weight(conn, state, start)
     if compact_at is not None and pressure > compact_at * budget:
         # The caller compacts and looks again: do not read a window about to be replaced
@@ -371,6 +390,8 @@ def read_snapshot(
         floor = fixed - (summary.token_count + PAD if summary is not None else 0)
         last = cut.last_boundary(conn, state, start)
         tail = cut.live_weight(conn, state, start if last is None else last)
+        if last is not None and state.turn_seq >= start and last > state.turn_seq:
+            tail += _weight(_task(conn, state))  # a fold inside the turn keeps the task
         return Snapshot(
             state, tuple(pinned), (), start, False, 0, summary, pressure,
             compactable=floor + tail <= budget, floor=floor,
@@ -378,15 +399,37 @@ def read_snapshot(
     if allow_cut and pressure > budget:
         threshold = cut_threshold(state.cum_weight, budget, request.low_water, fixed)
         new = cut.cut_point(conn, state, start, threshold)
+        if new is not None and new > state.turn_seq >= start:
+            task = _task(conn, state)  # the cut enters the current turn: its task stays
+            threshold = cut_threshold(
+                state.cum_weight, budget, request.low_water, fixed + _weight(task)
+            )
+            new = cut.cut_point(conn, state, start, threshold)
         if new is not None and new != start:
             start, moved = new, True
     live = cut.live(conn, state.pk, start)
+    if state.turn_seq < start:
+        task = task if task is not None else _task(conn, state)
+        if task is not None:
+            live.insert(0, task)
     structure = _structure(state, pinned, summary, live, request)
     correction = calls.correction(conn, request.spec.name, structure)
     return Snapshot(
         state, tuple(pinned), tuple(live), start, moved, correction, summary, pressure, structure,
         previous=calls.last_call(conn, state.pk),
     )  # fmt: skip
+
+
+def _task(conn: Any, state: ThreadState) -> Replayed | None:
+    """The user message that opened the current turn (invariant 7: always in the prompt)."""
+    if state.turn_seq < 1:
+        return None
+    task = cut.at(conn, state.pk, state.turn_seq)
+    return task if task is not None and not task[0].pinned else None
+
+
+def _weight(message: Replayed | None) -> int:
+    return 0 if message is None else (message[0].token_count or 0) + PAD
 
 
 def _structure(

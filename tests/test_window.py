@@ -204,7 +204,10 @@ def test_agent_loop_cuts_between_tool_groups(store):
         )
         t.append({"role": "tool", "tool_call_id": f"s{i}", "content": text(40, i)})
         out = t.build(max_tokens=300)
-        assert out[0]["role"] == "assistant" or out[0]["role"] == "user"
+        # the turn's task stays first after any summary (invariant 7), then whole groups
+        flow = [m for m in out if m["role"] != "system"]
+        assert flow[0] == {"role": "user", "content": "research the topic"}
+        assert flow[1]["role"] == "assistant"
         ids = {c["id"] for m in out for c in m.get("tool_calls", [])}
         assert all(m["tool_call_id"] in ids for m in out if m["role"] == "tool")
         assert all("reasoning_content" in m for m in out if m["role"] == "assistant")

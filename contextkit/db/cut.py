@@ -18,6 +18,7 @@ from contextkit.types import Message, Role, ToolCall
 
 __all__ = [
     "Replayed",
+    "at",
     "cut_point",
     "last_boundary",
     "leaving",
@@ -55,6 +56,12 @@ def pinned(conn: Connection, pk: int) -> list[Replayed]:
     return _rows(
         conn, select(*_COLUMNS).where(MessageRow.thread_pk == pk, _PINNED).order_by(MessageRow.seq)
     )
+
+
+def at(conn: Connection, pk: int, seq: int) -> Replayed | None:
+    """The message `seq` in replay form, or None."""
+    rows = _rows(conn, select(*_COLUMNS).where(MessageRow.thread_pk == pk, MessageRow.seq == seq))
+    return rows[0] if rows else None
 
 
 def live(conn: Connection, pk: int, start: int) -> list[Replayed]:
