@@ -38,12 +38,13 @@ from contextkit.errors import (
     PermissionDenied,
     ValidationError,
 )
+from contextkit.formats.transcript import transcribe_turns
 from contextkit.models import ModelSpec, spec_for
 from contextkit.policy import LOW_WATER, CompactionPolicy
 from contextkit.prompt import Prompt
 from contextkit.summarizers import Summarizer, Summary
 from contextkit.tokens.calibration import Calibration, prompt_structure
-from contextkit.tokens.chat import MessageShape, Tools, reasoning_effort_level
+from contextkit.tokens.chat import MessageShape, ReasoningReplay, Tools, reasoning_effort_level
 from contextkit.types import Message, Role, canonical_json
 
 __all__ = [
@@ -459,9 +460,10 @@ def assemble(
     The count is the model template's count of exactly these messages, `tools`, thinking
     mode and effort: what the provider renders and bills (`count_messages`).
     """
-    forms, seqs = layout(snap, request.thinking)
-    forms += request.extra_forms
     spec = request.spec
+    transcript = request.thinking and spec.reasoning_replay is ReasoningReplay.TOOL_TURNS
+    forms, seqs = layout(snap, request.thinking, transcript=transcript)
+    forms += request.extra_forms
     total = spec.template.count(
         forms,
         spec.tokenizer,
@@ -537,11 +539,15 @@ def prefix_break(snap: Snapshot, request: Request) -> str | None:
     return None
 
 
-def layout(snap: Snapshot, thinking: bool) -> tuple[list[dict[str, Any]], list[int | None]]:
+def layout(
+    snap: Snapshot, thinking: bool, *, transcript: bool = False
+) -> tuple[list[dict[str, Any]], list[int | None]]:
     """The stored part of the prompt in order (each message in its replay form), and seqs.
 
     Reasoning is sent on the messages whose replay form keeps it (tool-call turns), and only
-    in thinking mode; the summary goes after the pinned messages.
+    in thinking mode; the summary goes after the pinned messages. `transcript`: tool turns
+    stored without their reasoning go as text (`formats.transcript`), which thinking-mode
+    DeepSeek requires.
     """
     forms: list[dict[str, Any]] = []
     seqs: list[int | None] = []
@@ -557,6 +563,8 @@ def layout(snap: Snapshot, thinking: bool) -> tuple[list[dict[str, Any]], list[i
     if snap.summary is not None and not snap.live:
         forms.append(snap.summary.to_message())
         seqs.append(None)
+    if transcript:
+        forms = transcribe_turns(forms, 0)
     return forms, seqs
 
 

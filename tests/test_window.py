@@ -215,6 +215,17 @@ def test_agent_loop_cuts_between_tool_groups(store):
 
 _THREAD_IDS = itertools.count()
 
+
+def _turns(flow):
+    """Stored messages split at user messages (the messages before the first form one)."""
+    turns: list[list] = [[]]
+    for m in flow:
+        if m.role == "user" and turns[-1]:
+            turns.append([])
+        turns[-1].append(m)
+    return turns
+
+
 actions = st.lists(
     st.one_of(
         st.tuples(st.just("user"), st.integers(1, 120)),
@@ -245,21 +256,29 @@ def test_property_random_threads(sqlite_store, actions, seed, summarize):
     n = 0
     last = None
     pins_since = 0
-    turn_stripped = turn_calls = flipped = False
+    turn_stripped = turn_calls = turn_bare = flipped = False
     for action in actions:
         n += 1
         kind = action[0]
         if kind == "user":
             t.append({"role": "user", "content": text(action[1], n)})
-            turn_stripped = turn_calls = False
+            turn_stripped = turn_calls = turn_bare = False
         elif kind == "assistant":
             r = text(5, n) if action[2] else None
             turn_stripped = turn_stripped or (action[2] and not turn_calls)
+            # a tool turn that gains a message without reasoning goes as text from now on
+            was_text = turn_calls and turn_bare
+            turn_bare = turn_bare or not action[2]
+            flipped = flipped or (turn_calls and turn_bare and not was_text)
             t.append({"role": "assistant", "content": text(action[1], n), "reasoning_content": r})
         elif kind == "tools":
-            # a turn that becomes a tool-call turn now replays its earlier reasoning
+            # a turn that becomes a tool-call turn now replays its earlier reasoning, or
+            # goes as text if one of its messages has none
             flipped = flipped or (turn_stripped and not turn_calls)
+            was_text = turn_calls and turn_bare
             turn_calls = True
+            turn_bare = turn_bare or not action[3]
+            flipped = flipped or (turn_bare and not was_text)
             ids = [f"c{n}-{k}" for k in range(action[1])]
             r = text(5, n) if action[3] else None
             t.append(
@@ -301,8 +320,20 @@ def test_property_random_threads(sqlite_store, actions, seed, summarize):
                 [m.to_openai() for m in flow], thinking=True, policy=ReasoningReplay.TOOL_TURNS
             )
             expect = {m.seq: k for m, k in zip(flow, kept, strict=True)}
+            # a tool turn with a message without reasoning (of those sent) goes as text in
+            # thinking mode: its calls as assistant text, its results as user text
+            as_text: set[int | None] = set()
+            stored = {m.seq: m for m in t.messages()}
+            sent = [stored[seq] for seq in p.seqs if seq is not None and not stored[seq].pinned]
+            for turn in _turns(sent):
+                bare = [m for m in turn if m.role == "assistant" and m.reasoning_content is None]
+                if bare and any(m.tool_calls for m in turn):
+                    as_text |= {m.seq for m in turn}
             for seq, m in zip(p.seqs, out, strict=True):
-                if m["role"] == "assistant" and seq in expect:
+                if seq in as_text:
+                    assert "tool_calls" not in m and "reasoning_content" not in m, (seq, m)
+                    assert m["role"] != "tool", (seq, m)
+                elif m["role"] == "assistant" and seq in expect:
                     assert ("reasoning_content" in m) == expect[seq], (seq, m)
             # (d) prefix stability between moves
             if last is not None and not p.moved and pins_since == 0 and not flipped:
