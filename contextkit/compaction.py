@@ -9,11 +9,17 @@ row covering a seq range, and the window simply starts after it.
 The summarizer runs outside any transaction. The summary commits only if no other
 compaction committed meanwhile (an optimistic check on the thread's summary counter), so
 two workers never both summarize a range, and a crash or an error leaves the thread as it was.
-The arithmetic (`keep_threshold`, `fold_limit`) is pure; `compact` reads, summarizes, commits.
+The arithmetic (`keep_threshold`, `chunk_end`) is pure; `compact` reads, summarizes, commits.
+A long backlog (a bulk import) is folded in chunks of at most `MAX_FOLD` budgets, each
+committed as it is summarized and rolled into the next: memory bounded, time linear, and the
+summaries cover the history from its first message.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
+import attrs
 from attrs import frozen
 
 from contextkit._validators import check_int
@@ -47,8 +53,8 @@ __all__ = [
     "Summarizer",
     "Summary",
     "SummaryResult",
+    "chunk_end",
     "compact",
-    "fold_limit",
     "keep_threshold",
     "summaries_of",
     "summary_message",
@@ -57,13 +63,17 @@ __all__ = [
 
 @frozen
 class Plan:
-    """What one compaction folds: messages `from_seq`..`new_start - 1` and the old summary."""
+    """What one compaction folds: messages `from_seq`..`new_start - 1` and the old summary.
+
+    `stops` ends each chunk the summarizer is given (the last is `new_start`): a long
+    backlog is folded a bounded chunk at a time, each rolled into the next.
+    """
 
     expected_n: int
     from_seq: int
     new_start: int
     previous: str | None
-    messages: tuple[Message, ...]
+    stops: tuple[int, ...]
     model: str
     budget: int
 
@@ -74,14 +84,10 @@ def keep_threshold(state: ThreadState, policy: CompactionPolicy, max_tokens: int
     return state.cum_weight - int(budget * policy.keep_recent)
 
 
-def fold_limit(from_weight: int, new_start_weight: int, budget: int) -> int | None:
-    """Where folding must start (a `cum_before`) when more than `MAX_FOLD` budgets leave.
-
-    A history imported in bulk (or left uncompacted) is summarized from its recent end,
-    never loaded whole; None when everything leaving fits.
-    """
-    limit = new_start_weight - MAX_FOLD * budget
-    return limit if from_weight < limit else None
+def chunk_end(from_weight: int, budget: int) -> int:
+    """The `cum_before` a chunk starting at `from_weight` may end at: `MAX_FOLD` budgets on,
+    so one summarizer call reads a bounded share of a backlog however long it is."""
+    return from_weight + MAX_FOLD * budget
 
 
 def summaries_of(ref: ThreadRef) -> list[Summary]:
@@ -123,13 +129,28 @@ def compact(
     target = policy.summary_tokens(plan.budget)
     if summary_room is not None:
         target = max(16, min(target, summary_room))
-    result = summarizer.summarize(
-        plan.messages, previous=plan.previous, max_tokens=target, model=plan.model
-    )
-    if not isinstance(result, SummaryResult) or not result.text.strip():
-        raise ValidationError("a summarizer must return a SummaryResult with non-empty text")
-    tokens = message_tokens(summary_message(result.text), spec_for(plan.model))
-    return db.write(ref.engine, lambda conn: _commit(conn, ref, plan, result, tokens))
+    spec = spec_for(plan.model)
+    summary: Summary | None = None
+    first, previous, expected = plan.from_seq, plan.previous, plan.expected_n
+    for stop in plan.stops:
+        folded = db.read(ref.engine, partial(_leaving, ref=ref, first=first, stop=stop))
+        result = summarizer.summarize(
+            folded, previous=previous, max_tokens=target, model=plan.model
+        )
+        if not isinstance(result, SummaryResult) or not result.text.strip():
+            raise ValidationError("a summarizer must return a SummaryResult with non-empty text")
+        tokens = message_tokens(summary_message(result.text), spec)
+        chunk = attrs.evolve(plan, expected_n=expected, from_seq=first, new_start=stop)
+        summary = db.write(ref.engine, lambda conn: _commit(conn, ref, chunk, result, tokens))
+        if summary is None:  # another worker compacted meanwhile: it goes on from here
+            return None
+        first, previous, expected = stop, result.text, expected + 1
+    return summary
+
+
+def _leaving(conn: Connection, *, ref: ThreadRef, first: int, stop: int) -> list[Message]:
+    state = threads.locked(conn, ref)
+    return cut.leaving(conn, state.pk, first, stop)
 
 
 def _plan(
@@ -151,17 +172,20 @@ def _plan(
         return None
     from_seq = previous.upto_seq + 1 if previous is not None else 1
     weights = cut.weights_at(conn, state.pk, [from_seq, new_start])
-    limit = fold_limit(weights.get(from_seq, 0), weights[new_start], budget)
-    if limit is not None:
-        oldest = cut.cut_point(conn, state, from_seq, limit)
-        if oldest is not None:
-            from_seq = min(oldest, new_start)
+    stops: list[int] = []
+    position = weights.get(from_seq, 0)
+    while weights[new_start] - position > MAX_FOLD * budget:
+        stop = cut.next_boundary(conn, state, chunk_end(position, budget), before=new_start)
+        if stop is None:
+            break
+        stops.append(stop)
+        position = cut.weights_at(conn, state.pk, [stop])[stop]
     return Plan(
         expected_n=state.summary_n,
         from_seq=from_seq,
         new_start=new_start,
         previous=previous.text if previous is not None else None,
-        messages=tuple(cut.leaving(conn, state.pk, from_seq, new_start)),
+        stops=(*stops, new_start),
         model=state.model,
         budget=budget,
     )

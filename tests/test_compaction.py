@@ -243,28 +243,44 @@ def test_llm_summarizer_through_the_local_server(store, deepseek):
     assert st.cost_usd == pytest.approx(summary.cost_usd)
 
 
-def test_first_compaction_of_a_bulk_history_reads_only_its_recent_end(sqlite_store):
+@pytest.mark.parametrize("size", [1_000, 3_600])
+def test_a_bulk_history_is_summarized_from_its_first_message(store, size):
+    """After `extend()` of a long history the summaries cover it from seq 1, every message
+    folded exactly once, in chunks of at most `MAX_FOLD` budgets each (memory bounded),
+    each chunk rolled into the next."""
     from contextkit.compaction import MAX_FOLD
 
-    class Counting(ExtractiveSummarizer):
-        seen = 0
+    class Recording(ExtractiveSummarizer):
+        def __init__(self):
+            super().__init__()
+            self.calls: list[tuple[list[int], str | None]] = []
 
-        def summarize(self, messages, **kw):
-            Counting.seen = len(messages)
-            return super().summarize(messages, **kw)
+        def summarize(self, messages, *, previous, **kw):
+            result = super().summarize(messages, previous=previous, **kw)
+            self.calls.append(([m.seq for m in messages], previous))
+            return result
 
-    t = sqlite_store.thread("bulk", model="deepseek-v4-flash", max_context_tokens=1_000)
+    t = store.thread("bulk", model="deepseek-v4-flash", max_context_tokens=8_000)
     t.extend(
-        {"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i} " * 8}
-        for i in range(3_000)
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i}. " + FILLER}
+        for i in range(size)
     )
-    p = t.prepare(max_tokens=100, summarizer=Counting())
-    summary = t.summaries()[0]
-    assert summary.upto_seq + 1 == p.window_start
-    assert 1 < summary.from_seq < summary.upto_seq
-    per_message = (t.info().total_tokens + 4 * 3_000) / 3_000
-    assert Counting.seen <= MAX_FOLD * 900 / per_message + 2
-    assert len(list(t.history())) == 3_000
+    recording = Recording()
+    p = t.prepare(max_tokens=1_000, summarizer=recording)
+    summaries = t.summaries()
+    assert summaries[0].from_seq == 1 and summaries[-1].upto_seq + 1 == p.window_start
+    for before, after in itertools.pairwise(summaries):  # a chain: each takes over the last
+        assert after.from_seq == before.upto_seq + 1
+    folded = [seq for seqs, _ in recording.calls for seq in seqs]
+    assert folded == list(range(1, p.window_start))  # each message once, in order
+    weight = {m.seq: m.token_count + 4 for m in t.history()}  # a message's window weight
+    bound = MAX_FOLD * 7_000  # a chunk ends at the first boundary past MAX_FOLD budgets
+    for seqs, _ in recording.calls[:-1]:
+        assert sum(weight[s] for s in seqs[:-1]) < bound <= sum(weight[s] for s in seqs)
+    assert sum(weight[s] for s in recording.calls[-1][0]) <= bound
+    for (_, previous), summary in zip(recording.calls[1:], summaries, strict=False):
+        assert previous == summary.text  # rolled: each chunk sees the summary so far
+    assert len(list(t.history())) == size and t.stats().compactions == len(summaries)
 
 
 def test_build_with_a_bad_format_compacts_nothing(store):

@@ -24,6 +24,7 @@ __all__ = [
     "leaving",
     "live",
     "live_weight",
+    "next_boundary",
     "pending_calls",
     "pinned",
     "unanswered",
@@ -137,6 +138,20 @@ def cut_point(
         if seq is not None:
             return int(seq)
     return None if user_only else last_boundary(conn, thread, start)
+
+
+def next_boundary(
+    conn: Connection, thread: ThreadState, threshold: int, *, before: int
+) -> int | None:
+    """The first boundary whose `cum_before` reaches `threshold`, if it comes before seq
+    `before` (where a chunk of a long fold may end), preferring none: one indexed query."""
+    seq = conn.execute(
+        select(MessageRow.seq)
+        .where(MessageRow.thread_pk == thread.pk, _BOUNDARY, MessageRow.cum_before >= threshold)
+        .order_by(MessageRow.cum_before)
+        .limit(1)
+    ).scalar()
+    return None if seq is None or seq >= before else int(seq)
 
 
 def last_boundary(conn: Connection, thread: ThreadState, start: int) -> int | None:
