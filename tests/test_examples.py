@@ -344,6 +344,46 @@ def test_agent_async(tmp_path):
         assert sum(m.role.value == "tool" for m in messages) == 5
 
 
+@pytest.mark.parametrize(
+    ("crash_after", "pending"),
+    [(1, ['check_inventory({"sku": "PACK-40"})']), (3, ['check_inventory({"sku": "BOOT-46"})'])],
+    ids=["mid-step", "second-question"],
+)
+def test_agent_resumes_across_processes(database, crash_after, pending):
+    out = run_example("agent_async.py", "--db", database.url, "--crash-after", str(crash_after))
+    assert out.startswith(LOCAL_NOTICE)
+    first = out.split("process 1 (pid ")[1].split(")")[0]
+    second = out.split("process 2 (pid ")[1].split(")")[0]
+    assert first != second and str(os.getpid()) not in (first, second)
+    assert f"process {first} dies before running check_inventory" in out
+    assert "process 1 exited with code 3 (died mid-loop)" in out
+    assert f"{len(pending)} unanswered tool call(s)" in out
+    assert [line.split("pending: ")[1] for line in out.splitlines() if "pending: " in line] == (
+        pending
+    )
+    assert "resuming the interrupted turn" in out
+    assert "answer:  2 tents + 1 pair of BOOT-46: 527.00 EUR" in out
+    assert "6 calls, cache hit ratio" in out
+
+    with contextkit.open(database.url) as store:
+        assert store.check() == []
+        thread = store.thread("shop-agent-1")
+        assert thread.pending_tool_calls() == []
+        messages = list(thread.messages())
+        assert [m.seq for m in messages] == list(range(1, len(messages) + 1))
+        calls = [c.id for m in messages for c in m.tool_calls]
+        answers = [m.tool_call_id for m in messages if m.role.value == "tool"]
+        assert len(calls) == 5 and sorted(answers) == sorted(calls)  # each answered once
+        for m in messages:  # and after its call, before the next model step
+            for c in m.tool_calls:
+                answer = next(a for a in messages if a.tool_call_id == c.id)
+                assert m.seq < answer.seq
+        assert [m.role.value for m in messages].count("user") == 2
+        assert all(m.reasoning_content for m in messages if m.tool_calls)
+        assert messages[-1].text == "2 tents + 1 pair of BOOT-46: 527.00 EUR, in stock."
+        assert thread.stats().calls == 6
+
+
 def test_long_session_resumes_across_processes(tmp_path):
     db = tmp_path / "session.db"
     out = run_example("long_session.py", "--db", str(db))
