@@ -257,7 +257,8 @@ def first_replies_collide(database: Any) -> Iterator[None]:
 
 CALIBRATION_RACE = (
     "library bug: concurrent first replies on PostgreSQL race to insert the calibration row "
-    "(duplicate key pk_calibrations, StoreError, the reply is not recorded)"
+    "(duplicate key pk_calibrations, StoreError, the reply is not recorded); not strict: "
+    "on a heavily loaded machine the replies may still record one at a time"
 )
 
 
@@ -265,7 +266,7 @@ CALIBRATION_RACE = (
     "database",
     [
         "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.xfail(strict=True, reason=CALIBRATION_RACE)),
+        pytest.param("postgresql", marks=pytest.mark.xfail(strict=False, reason=CALIBRATION_RACE)),
     ],
     indirect=True,
 )
