@@ -5,7 +5,15 @@ Thinking mode is on (the default), so the model's reasoning must be sent back on
 of a tool-calling turn; contextkit replays it for you. Every step is stored in the thread,
 and printed from there afterwards.
 
+Every step being stored is what lets an agent survive a crash. With `--crash-after N` the
+agent runs in a child process that dies (`os._exit`, no cleanup) when the model asks for
+tool call N+1, that is with N tool results stored; a second process opens the same
+database, finds the calls left unanswered (`thread.pending_tool_calls()`) and goes on with
+`await agent.run(None, tools=...)`, which runs them and continues the loop to the answer.
+
     python examples/agent_async.py                        # local server, scripted tool calls
+    python examples/agent_async.py --crash-after 1        # crash mid-loop, resume in a new process
+    python examples/agent_async.py --db postgresql+psycopg://user@host/db --crash-after 3
     DEEPSEEK_API_KEY=sk-... python examples/agent_async.py  # the real DeepSeek API
 """
 
@@ -14,8 +22,11 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import inspect
 import operator
 import os
+import subprocess
+import sys
 import tempfile
 import textwrap
 from contextlib import ExitStack
@@ -57,6 +68,10 @@ async def check_inventory(sku: str) -> dict:
 
 
 TOOLS = {"calculate": calculate, "check_inventory": check_inventory}
+SCHEMAS = [contextkit.tool_schema(fn, name) for name, fn in TOOLS.items()]
+THREAD = "shop-agent-1"
+SYSTEM = "You are a shop assistant. Use the tools for stock, prices and arithmetic."
+CRASHED = 3  # the exit code of a process that died mid-loop
 QUESTIONS = [
     "I want 2 TENT-2P tents and 2 PACK-40 backpacks. Are they in stock, and what's the total?",
     "Then make it the tents plus one BOOT-46 pair instead. New total?",
@@ -108,35 +123,129 @@ def show(messages) -> None:
             print(f"  result:  {textwrap.shorten(m.text, 90)}")
 
 
+def db_url(value: str) -> str:
+    """A database URL as given, or a file path for an embedded SQLite database."""
+    return value if "://" in value else f"sqlite:///{value}"
+
+
+def dying_after(n: int) -> dict:
+    """TOOLS, wrapped so that the process dies when tool call n+1 starts (n results stored).
+
+    Each tool result is stored as soon as its tool returns, so when the next tool starts
+    every earlier one is in the database: this is a crash mid-loop, at the worst moment.
+    """
+    started = 0
+
+    def wrap(name, fn):
+        async def tool(**kwargs):
+            nonlocal started
+            if started >= n:
+                print(f"  ** process {os.getpid()} dies before running {name} **", flush=True)
+                os._exit(CRASHED)
+            started += 1
+            result = fn(**kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+        return tool
+
+    return {name: wrap(name, fn) for name, fn in TOOLS.items()}
+
+
+async def ask(agent, thread, question: str, tools: dict) -> None:
+    print(f"\nuser: {question}", flush=True)
+    start = len(thread)
+    reply = await agent.run(question, tools=tools, schemas=SCHEMAS, max_steps=8)
+    show(thread.messages(after=start + 1, before=reply.message.seq))
+    print(f"  answer:  {reply.content}  ({reply.steps} model calls)", flush=True)
+
+
+async def resume(agent, thread) -> None:
+    """Finish the turn a crashed process left, then ask the questions it did not get to."""
+    pending = thread.pending_tool_calls()
+    messages = list(thread.messages())
+    print(f"  found {len(messages)} messages, {len(pending)} unanswered tool call(s)")
+    for call in pending:
+        print(f"  pending: {call.function.name}({call.function.arguments})")
+    last = messages[-1] if messages else None
+    if last is not None and (last.role.value != "assistant" or last.tool_calls):
+        asked = max(m.seq for m in messages if m.role.value == "user")
+        print("\nresuming the interrupted turn: run(None, tools=...)", flush=True)
+        reply = await agent.run(None, tools=TOOLS, schemas=SCHEMAS, max_steps=8)
+        show(thread.messages(after=asked, before=reply.message.seq))
+        print(f"  answer:  {reply.content}  ({reply.steps} model calls)", flush=True)
+    done = sum(m.role.value == "user" for m in messages)
+    for question in QUESTIONS[done:]:
+        await ask(agent, thread, question, TOOLS)
+
+
+async def agent_process(url: str, base_url: str, *, crash_after: int | None) -> None:
+    """One process's work on the thread: a run that may crash, or the resume after it."""
+    key = os.environ.get("DEEPSEEK_API_KEY", "local")
+    client = openai.AsyncOpenAI(base_url=base_url, api_key=key)
+    with contextkit.open(url) as store:
+        thread = store.thread(THREAD, model="deepseek-v4-flash", system=SYSTEM)
+        agent = contextkit.AsyncConversation(client, thread, max_tokens=2_000)
+        if crash_after is None:
+            print(f"\nprocess 2 (pid {os.getpid()}) opens the thread", flush=True)
+            await resume(agent, thread)
+        else:
+            print(f"process 1 (pid {os.getpid()}), dying after {crash_after} tool results")
+            tools = dying_after(crash_after)
+            for question in QUESTIONS:
+                await ask(agent, thread, question, tools)
+    await client.close()
+
+
+def report(url: str) -> None:
+    with contextkit.open(url) as store:
+        st = store.thread(THREAD).stats()
+    print(f"\n{st.calls} calls, cache hit ratio {st.cache_hit_ratio:.0%}, ${st.cost_usd:.6f}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description="An async tool-using agent.")
-    parser.add_argument("--db", help="SQLite file (default: a temporary one)")
+    parser.add_argument("--db", help="database URL or SQLite file (default: a temporary file)")
+    parser.add_argument(
+        "--crash-after",
+        type=int,
+        metavar="N",
+        help="run in a process that dies with N tool results stored, then resume in another",
+    )
+    parser.add_argument("--child", choices=["crash", "resume"], help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        crash_after = args.crash_after if args.child == "crash" else None
+        await agent_process(args.db, args.base_url, crash_after=crash_after)
+        return
     with ExitStack() as stack:
         if key := os.environ.get("DEEPSEEK_API_KEY"):
-            client = openai.AsyncOpenAI(base_url="https://api.deepseek.com", api_key=key)
+            base_url = "https://api.deepseek.com"
         else:
             server = stack.enter_context(serve())
             print(f"No DEEPSEEK_API_KEY: using the local test server at {server.base_url}")
             script(server)
-            client = openai.AsyncOpenAI(base_url=server.base_url, api_key="local")
-        db = Path(args.db or Path(stack.enter_context(tempfile.TemporaryDirectory())) / "agent.db")
-        store = stack.enter_context(contextkit.open(f"sqlite:///{db}"))
-        thread = store.thread(
-            "shop-agent-1",
-            model="deepseek-v4-flash",
-            system="You are a shop assistant. Use the tools for stock, prices and arithmetic.",
-        )
-        agent = contextkit.AsyncConversation(client, thread, max_tokens=2_000)
-        for question in QUESTIONS:
-            print(f"\nuser: {question}")
-            start = len(thread)
-            reply = await agent.run(question, tools=TOOLS, max_steps=8)
-            show(thread.messages(after=start + 1, before=reply.message.seq))
-            print(f"  answer:  {reply.content}  ({reply.steps} model calls)")
-        st = thread.stats()
-        print(f"\n{st.calls} calls, cache hit ratio {st.cache_hit_ratio:.0%}, ${st.cost_usd:.6f}")
-        await client.close()
+            base_url = server.base_url
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        url = db_url(args.db or str(tmp / "agent.db"))
+        if args.crash_after is None:
+            client = openai.AsyncOpenAI(base_url=base_url, api_key=key or "local")
+            with contextkit.open(url) as store:
+                thread = store.thread(THREAD, model="deepseek-v4-flash", system=SYSTEM)
+                agent = contextkit.AsyncConversation(client, thread, max_tokens=2_000)
+                for question in QUESTIONS:
+                    await ask(agent, thread, question, TOOLS)
+            await client.close()
+        else:
+            child = [sys.executable, __file__, "--db", url, "--base-url", base_url]
+            crash = [*child, "--child", "crash", "--crash-after", str(args.crash_after)]
+            first = await asyncio.to_thread(subprocess.run, crash)
+            died = " (died mid-loop)" if first.returncode == CRASHED else ""
+            print(f"process 1 exited with code {first.returncode}{died}", flush=True)
+            if first.returncode not in (0, CRASHED):
+                raise SystemExit(f"process 1 failed with exit code {first.returncode}")
+            await asyncio.to_thread(subprocess.run, [*child, "--child", "resume"], check=True)
+        report(url)
 
 
 if __name__ == "__main__":

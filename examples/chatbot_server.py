@@ -1,0 +1,216 @@
+"""A multi-user streaming chatbot: a FastAPI app on uvicorn, one stored thread per conversation.
+
+    pip install contextkit fastapi uvicorn
+    python examples/chatbot_server.py --db sqlite:///chat.db --port 8000
+    DEEPSEEK_API_KEY=sk-... python examples/chatbot_server.py --db postgresql+psycopg://...
+
+Without `DEEPSEEK_API_KEY` the replies come from contextkit's local DeepSeek-compatible
+server (it echoes), started in this process. The API:
+
+    POST /chat/{conversation_id}   header X-User, body {"message": "..."}: the reply streamed
+                                   as server-sent events, `delta` events of {"kind", "text"}
+                                   then one `done` event with the stored reply's seq and usage
+    GET  /conversations            the user's conversations
+    GET  /conversations/{id}       its messages, and its stats: calls, cache hit ratio, cost
+    GET  /health                   {"ok": true} once the store is open
+
+    curl -N -H 'X-User: alice' -d '{"message": "Hi!"}' localhost:8000/chat/trip-1
+
+The user from `X-User` is the thread's `owner=`: a conversation belongs to the user who
+started it, and another user's request for it gets 403 (`contextkit.PermissionDenied`).
+In a real app the user comes from your authentication, not from a header the client sets.
+
+The endpoints are plain `def` functions, so FastAPI runs them (and the streamed body) in its
+thread pool: contextkit's sync `Conversation` does its database work and model calls there,
+never on the event loop. One `Store` and one OpenAI client are shared by every request;
+a `Conversation` is made per request (it is not thread-safe, and it is cheap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import ExitStack, asynccontextmanager
+from typing import Any
+
+import openai
+import uvicorn
+from fastapi import FastAPI, Header, HTTPException
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+import contextkit
+
+MODEL = "deepseek-v4-flash"
+SYSTEM = (
+    "You are the support assistant of Northwind Outfitters, an outdoor gear shop. "
+    "Answer in two sentences at most. Orders ship in 2 business days; returns are free "
+    "within 30 days; the warranty on tents and backpacks is 2 years; boots can be returned "
+    "unworn only. Never reveal one customer's orders or messages to another customer."
+)
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(min_length=1, max_length=20_000)
+
+
+def db_url(value: str) -> str:
+    """A database URL as given, or a file path for an embedded SQLite database."""
+    return value if "://" in value else f"sqlite:///{value}"
+
+
+def sse(event: str, data: Any) -> str:
+    """One server-sent event (the data is JSON on one line)."""
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def stats_of(thread: contextkit.Thread) -> dict[str, Any]:
+    st = thread.stats()
+    return {
+        "messages": st.messages,
+        "calls": st.calls,
+        "prompt_tokens": st.prompt_tokens,
+        "cache_hit_tokens": st.cache_hit_tokens,
+        "cache_hit_ratio": round(st.cache_hit_ratio, 4),
+        "cost_usd": st.cost_usd,
+        "compactions": st.compactions,
+        "window_start": st.window_start,
+    }
+
+
+def create_app(url: str, client: openai.OpenAI, *, max_tokens: int = 400) -> FastAPI:
+    """The app: opens the store at `url` on startup, closes it on shutdown."""
+    state: dict[str, contextkit.Store] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        with contextkit.open(url) as store:
+            print(f"store: {store.url.render_as_string(hide_password=True)}", flush=True)
+            state["store"] = store
+            yield
+        state.clear()
+        print("store closed", flush=True)
+
+    app = FastAPI(title="contextkit chatbot", lifespan=lifespan)
+
+    def user_thread(conversation_id: str, user: str | None, *, create: bool) -> contextkit.Thread:
+        """The user's thread for this conversation, or the HTTP error that says why not."""
+        if not user:
+            raise HTTPException(401, "send the user id in the X-User header")
+        store = state["store"]
+        try:
+            if create:
+                return store.thread(conversation_id, model=MODEL, owner=user, system=SYSTEM)
+            return store.get_thread(conversation_id, owner=user)
+        except contextkit.PermissionDeniedError:
+            raise HTTPException(403, "this conversation belongs to another user") from None
+        except contextkit.NotFoundError:
+            raise HTTPException(404, f"no conversation {conversation_id!r}") from None
+        except contextkit.ValidationError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @app.get("/health")
+    def health() -> dict[str, bool]:
+        return {"ok": "store" in state}
+
+    @app.post("/chat/{conversation_id}")
+    def chat(
+        conversation_id: str, body: ChatRequest, x_user: str | None = Header(None)
+    ) -> StreamingResponse:
+        thread = user_thread(conversation_id, x_user, create=True)
+        # predict_cache=False: a Conversation made per request has no cache history to
+        # predict from; the provider still reports the real hits, which are recorded.
+        conv = contextkit.Conversation(client, thread, max_tokens=max_tokens, predict_cache=False)
+        try:  # appends the user message and opens the model's stream, before any byte is sent
+            stream = conv.send(body.message, stream=True, thinking=False)
+        except contextkit.ValidationError as exc:
+            raise HTTPException(422, str(exc)) from None
+        except openai.APIError as exc:
+            raise HTTPException(502, f"the model call failed: {exc}") from None
+
+        def events() -> Iterator[str]:
+            try:
+                for delta in stream:
+                    yield sse("delta", {"kind": delta.kind, "text": delta.text})
+            except Exception as exc:  # the stream broke off: nothing was recorded
+                yield sse("error", {"error": f"{type(exc).__name__}: {exc}"})
+                return
+            reply = stream.reply
+            assert reply is not None  # a completed stream is recorded
+            usage = reply.usage
+            yield sse(
+                "done",
+                {
+                    "seq": reply.message.seq,
+                    "finish_reason": reply.finish_reason,
+                    "prompt_tokens": usage.prompt_tokens if usage else None,
+                    "cache_hit_tokens": usage.cache_hit_tokens if usage else None,
+                    "cost_usd": reply.cost_usd,
+                },
+            )
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.get("/conversations")
+    def conversations(x_user: str | None = Header(None)) -> list[dict[str, Any]]:
+        if not x_user:
+            raise HTTPException(401, "send the user id in the X-User header")
+        try:
+            threads = list(state["store"].threads(owner=x_user))
+        except contextkit.ValidationError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return [{"id": t.id, "messages": len(t)} for t in threads]
+
+    @app.get("/conversations/{conversation_id}")
+    def conversation(conversation_id: str, x_user: str | None = Header(None)) -> dict[str, Any]:
+        thread = user_thread(conversation_id, x_user, create=False)
+        messages = [
+            {"seq": m.seq, "role": m.role.value, "content": m.text} for m in thread.messages()
+        ]
+        return {
+            "id": thread.id,
+            "owner": thread.owner,
+            "messages": messages,
+            "stats": stats_of(thread),
+        }
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="A multi-user streaming chatbot server.")
+    parser.add_argument("--db", default="chatbot.db", help="database URL or SQLite file")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    args = parser.parse_args()
+
+    with ExitStack() as stack:
+        if key := os.environ.get("DEEPSEEK_API_KEY"):
+            client = openai.OpenAI(base_url="https://api.deepseek.com", api_key=key)
+        else:
+            from contextkit.testing.server import serve
+
+            server = stack.enter_context(serve())
+            print(f"No DEEPSEEK_API_KEY: using the local test server at {server.base_url}")
+            client = openai.OpenAI(base_url=server.base_url, api_key="local")
+        app = create_app(db_url(args.db), client)
+        print(f"chatbot on http://{args.host}:{args.port}", flush=True)
+        # SIGTERM (what a process manager sends) shuts down like Ctrl-C: uvicorn finishes the
+        # open requests, the store is closed, and the process exits 0.
+        signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=args.access_log,
+        )
+        client.close()
+
+
+if __name__ == "__main__":
+    main()
