@@ -255,21 +255,7 @@ def first_replies_collide(database: Any) -> Iterator[None]:
         engine.dispose()
 
 
-CALIBRATION_RACE = (
-    "library bug: concurrent first replies on PostgreSQL race to insert the calibration row "
-    "(duplicate key pk_calibrations, StoreError, the reply is not recorded); not strict: "
-    "on a heavily loaded machine the replies may still record one at a time"
-)
-
-
-@pytest.mark.parametrize(
-    "database",
-    [
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.xfail(strict=False, reason=CALIBRATION_RACE)),
-    ],
-    indirect=True,
-)
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
 def test_chatbot_server(database):
     with example_server("chatbot_server.py", "--db", database.url) as base:
         with first_replies_collide(database):
@@ -425,7 +411,6 @@ def test_long_session_resumes_across_processes(database):
         assert prompt[0]["role"] == "system" and len(prompt) < total
 
 
-@pytest.mark.xfail(strict=True, reason="bulk-import coverage: issue 17 item 4")
 def test_long_session_summaries_cover_the_import(database):
     run_example("long_session.py", "--db", database.url, "--import", str(IMPORTED), "--phases", "1")
     with contextkit.open(database.url) as store:

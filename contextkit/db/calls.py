@@ -9,6 +9,7 @@ from typing import Any
 
 from attrs import frozen
 from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from contextkit.db.schema import CalibrationRow, CallRow, ThreadRow, utcnow
 from contextkit.tokens.calibration import Calibration
@@ -60,19 +61,26 @@ def add_call(conn: Connection, pk: int, values: Mapping[str, Any]) -> int:
 
 
 def calibrate(conn: Connection, model: str, structure: str, delta: int) -> None:
-    """Remember the latest reported-minus-predicted gap for prompts of this structure."""
-    key = (CalibrationRow.model == model, CalibrationRow.structure == structure)
-    updated = conn.execute(
-        update(CalibrationRow)
-        .where(*key)
-        .values(delta=delta, observations=CalibrationRow.observations + 1, updated_at=utcnow())
+    """Remember the latest reported-minus-predicted gap for prompts of this structure.
+
+    One upsert: concurrent first replies of a structure (many users on a fresh database)
+    all store theirs, where an update-then-insert let all but one fail on the key.
+    """
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    table = CalibrationRow.__table__
+    stmt = dialect.insert(table).values(
+        model=model, structure=structure, delta=delta, observations=1, updated_at=utcnow()
     )
-    if updated.rowcount == 0:
-        conn.execute(
-            insert(CalibrationRow).values(
-                model=model, structure=structure, delta=delta, observations=1, updated_at=utcnow()
-            )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["model", "structure"],
+            set_={
+                "delta": stmt.excluded.delta,
+                "observations": table.c.observations + 1,
+                "updated_at": stmt.excluded.updated_at,
+            },
         )
+    )
 
 
 def correction(conn: Connection, model: str, structure: str) -> int:
