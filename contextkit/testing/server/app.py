@@ -126,6 +126,7 @@ class DeepSeekServer:
         drop: bool = False,
         drop_mid_stream: bool = False,
         message: str | None = None,
+        after: int | None = None,
     ) -> None:
         """Make the next `times` chat requests fail (queued after earlier `fail` calls).
 
@@ -133,10 +134,16 @@ class DeepSeekServer:
         None, `Retry-After` (whole seconds) and `retry-after-ms` (at least 1, so the openai SDK
         waits that long instead of its own backoff). `drop=True` closes the connection without
         a response; `drop_mid_stream=True` processes the request and closes the connection
-        halfway through the body (SSE chunks for a stream).
+        halfway through the body (SSE chunks for a stream), or for a stream after the first
+        `after` events (a slice bound: 0 sends none, -1 all but the usage chunk, a large
+        number all of them but not `[DONE]`).
         """
         if drop and drop_mid_stream:
             raise ValidationError("choose one of drop and drop_mid_stream")
+        if after is not None and (
+            not drop_mid_stream or isinstance(after, bool) or not isinstance(after, int)
+        ):
+            raise ValidationError(f"after is an event count for drop_mid_stream, got {after!r:.40}")
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
             raise ValidationError(f"times must be a positive integer, got {times!r:.40}")
         if not drop and not drop_mid_stream and not 400 <= status <= 599:
@@ -144,8 +151,9 @@ class DeepSeekServer:
         if retry_after is not None and (not math.isfinite(retry_after) or retry_after < 0):
             raise ValidationError(f"retry_after must be >= 0 seconds, got {retry_after!r}")
         kind: FaultKind = "drop" if drop else "drop_mid_stream" if drop_mid_stream else "status"
+        fault = Fault(kind, status, retry_after, message, after)
         with self._lock:
-            self._faults.append(_QueuedFault(Fault(kind, status, retry_after, message), times))
+            self._faults.append(_QueuedFault(fault, times))
 
     @property
     def requests(self) -> list[RecordedRequest]:

@@ -163,7 +163,8 @@ class _Handler(BaseHTTPRequestHandler):
         app._record(RecordedRequest(path, body, 200, completion.usage, request.stream, mid))
         cid = app._new_id()
         if request.stream:
-            self._stream(_chunks(cid, request, completion), drop=mid is not None)
+            after = fault.after if fault is not None else None
+            self._stream(_chunks(cid, request, completion), drop=mid is not None, after=after)
         else:
             self._send_json(200, _completion_json(cid, request, completion), drop=mid is not None)
 
@@ -237,13 +238,15 @@ class _Handler(BaseHTTPRequestHandler):
             headers["retry-after-ms"] = str(max(1, round(fault.retry_after * 1000)))
         self._send_bytes(fault.status, json.dumps(err.body()).encode(), headers)
 
-    def _stream(self, events: Sequence[Mapping[str, Any]], drop: bool) -> None:
+    def _stream(
+        self, events: Sequence[Mapping[str, Any]], drop: bool, after: int | None = None
+    ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        cut = max(1, len(events) // 2) if drop else len(events)
+        cut = (max(1, len(events) // 2) if after is None else after) if drop else len(events)
         for event in events[:cut]:
             self._chunk(b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n")
         if drop:

@@ -102,6 +102,9 @@ class Fault:
     status: int = 429
     retry_after: float | None = 0.0
     message: str | None = None
+    after: int | None = None
+    """For `drop_mid_stream` on a stream: how many SSE events go out before the cut (a slice
+    bound: -1 sends all but the usage chunk); None cuts halfway."""
 
 
 @define
