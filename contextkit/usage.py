@@ -5,6 +5,12 @@
 provider's response id is kept as data only (servers reuse ids across restarts). The gap
 between reported and predicted prompt tokens is kept per model and prompt structure, and the
 next `build()` budgets with it (self-calibrating counts).
+
+Usage is `reported` (the provider's) or `counted`: a stream cut before its usage chunk is
+recorded with contextkit's own count of what arrived (`response["usage_source"] = "counted"`,
+or `record_usage` for a call that delivered nothing). A counted call is priced as if no
+prompt token hit the cache (its cache split is unknown and stored as 0/0: an upper bound on
+the cost) and never calibrates the prompt counts.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from contextkit.tokens.calibration import Calibration
 from contextkit.types import Message, Role, check_id, check_text
 
 __all__ = [
+    "USAGE_SOURCES",
     "Recorded",
     "Stats",
     "Usage",
@@ -36,8 +43,12 @@ __all__ = [
     "now_ms",
     "record",
     "record_call",
+    "record_usage",
     "stats",
 ]
+
+USAGE_SOURCES = ("reported", "counted")
+"""Where a call's usage came from: the provider's report, or contextkit's count."""
 
 
 @frozen
@@ -48,6 +59,7 @@ class Recorded:
     usage: Usage | None
     finish_reason: str | None
     cost_usd: float | None
+    usage_source: str = "reported"
 
 
 @frozen(kw_only=True)
@@ -72,6 +84,11 @@ class Stats:
     prefix_breaks: Mapping[str, int] = field(factory=dict)
     """Calls whose prompt did not extend the previous call's, by cause (see
     `Prompt.prefix_break`): each is a prefix-cache miss from that point on."""
+    interrupted_calls: int = 0
+    """Calls whose stream was cut short (`finish_reason == "interrupted"`)."""
+    counted_calls: int = 0
+    """Calls whose usage contextkit counted (no usage reported): their cost is an upper
+    bound and their cache split unknown (0 hit, 0 miss)."""
 
     @property
     def cache_hit_ratio(self) -> float:
@@ -104,6 +121,70 @@ def _call_fields(
     )
 
 
+def _usage_source(value: object) -> str:
+    if value is None:
+        return "reported"
+    if value not in USAGE_SOURCES:
+        raise ValidationError(f"usage_source must be 'reported' or 'counted', got {value!r:.40}")
+    return str(value)
+
+
+def _check_prompt(prompt: object) -> None:
+    if prompt is not None and not isinstance(prompt, Prompt):
+        raise ValidationError(
+            f"prompt must be a Prompt from prepare(), got {type(prompt).__name__}"
+        )
+
+
+def _add_call(
+    conn: Connection,
+    ref: ThreadRef,
+    model: str,
+    message_seq: int | None,
+    usage: Usage,
+    source: str,
+    *,
+    response_id: str | None,
+    prompt: Prompt | None,
+    finish: str | None,
+    latency_ms: float | None,
+    predicted: int | None,
+) -> float | None:
+    """Store one call row (and calibrate from reported usage); returns its cost."""
+    spec = spec_for(model)
+    counted = source == "counted"
+    miss = usage.prompt_tokens if counted else usage.cache_miss_tokens
+    cost = spec.cost(0 if counted else usage.cache_hit_tokens, miss, usage.completion_tokens)
+    calls.add_call(
+        conn,
+        ref.pk,
+        {
+            "message_seq": message_seq,
+            "response_id": response_id,
+            "model": spec.name,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cache_hit_tokens": usage.cache_hit_tokens,
+            "cache_miss_tokens": usage.cache_miss_tokens,
+            "predicted_prompt_tokens": prompt.prompt_tokens if prompt else None,
+            "predicted_cache_hit_tokens": predicted,
+            "structure": prompt.structure if prompt else None,
+            "cost_usd": cost,
+            "latency_ms": latency_ms,
+            "finish_reason": finish,
+            "window_start": prompt.window_start if prompt else None,
+            "tools_digest": prompt.tools_digest if prompt else None,
+            "prefix_break": prompt.prefix_break if prompt else None,
+            "usage_source": source,
+        },
+    )
+    if prompt is not None and prompt.model == spec.name and not counted:
+        delta = Calibration.gap(prompt.prompt_tokens, usage.prompt_tokens)
+        calls.calibrate(conn, spec.name, prompt.structure, delta)
+    return cost
+
+
 def record_call(
     ref: ThreadRef,
     response: object,
@@ -115,7 +196,8 @@ def record_call(
     """Store a chat completion's assistant message and its usage; returns what was stored.
 
     `response` is a `ChatCompletion` or its dict; `prompt` supplies the prediction to compare
-    with and calibrate from.
+    with and calibrate from. A dict may say `"usage_source": "counted"` when its usage is
+    contextkit's count rather than the provider's report (a cut stream's).
     """
     data = as_mapping(response, "response")
     choices = data.get("choices")
@@ -128,6 +210,7 @@ def record_call(
             f"a response message must be an assistant message, not {message.role}"
         )
     usage = Usage.parse(data["usage"]) if data.get("usage") is not None else None
+    source = _usage_source(data.get("usage_source"))
     response_id = data.get("id")
     if response_id is not None and not isinstance(response_id, str):
         raise ValidationError("response id must be a string")
@@ -136,10 +219,7 @@ def record_call(
     finish, latency_ms, predicted_cache_hit_tokens = _call_fields(
         choice.get("finish_reason"), latency_ms, predicted_cache_hit_tokens
     )
-    if prompt is not None and not isinstance(prompt, Prompt):
-        raise ValidationError(
-            f"prompt must be a Prompt from prepare(), got {type(prompt).__name__}"
-        )
+    _check_prompt(prompt)
     key = None if prompt is None else f"call:{prompt.call_key}"
     item = messages.pending(message, key, False)
 
@@ -153,41 +233,69 @@ def record_call(
                         f"a different reply to this prompt is already recorded (seq {seen.seq}) "
                         f"in thread {ref.id!r}; prepare() again for a new call before recording it"
                     )
-                return Recorded(seen, usage, finish, calls.cost_of(conn, ref.pk, seen.seq))
+                cost = calls.cost_of(conn, ref.pk, seen.seq)
+                return Recorded(seen, usage, finish, cost, source)
         stored = messages.insert_messages(conn, state, [item])[0]
         cost = None
         if usage is not None:
-            spec = spec_for(state.model)
-            cost = spec.cost(
-                usage.cache_hit_tokens, usage.cache_miss_tokens, usage.completion_tokens
-            )
-            calls.add_call(
+            cost = _add_call(
                 conn,
-                ref.pk,
-                {
-                    "message_seq": stored.seq,
-                    "response_id": response_id,
-                    "model": spec.name,
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "reasoning_tokens": usage.reasoning_tokens,
-                    "cache_hit_tokens": usage.cache_hit_tokens,
-                    "cache_miss_tokens": usage.cache_miss_tokens,
-                    "predicted_prompt_tokens": prompt.prompt_tokens if prompt else None,
-                    "predicted_cache_hit_tokens": predicted_cache_hit_tokens,
-                    "structure": prompt.structure if prompt else None,
-                    "cost_usd": cost,
-                    "latency_ms": latency_ms,
-                    "finish_reason": finish,
-                    "window_start": prompt.window_start if prompt else None,
-                    "tools_digest": prompt.tools_digest if prompt else None,
-                    "prefix_break": prompt.prefix_break if prompt else None,
-                },
+                ref,
+                state.model,
+                stored.seq,
+                usage,
+                source,
+                response_id=response_id,
+                prompt=prompt,
+                finish=finish,
+                latency_ms=latency_ms,
+                predicted=predicted_cache_hit_tokens,
             )
-            if prompt is not None and prompt.model == spec.name:
-                delta = Calibration.gap(prompt.prompt_tokens, usage.prompt_tokens)
-                calls.calibrate(conn, spec.name, prompt.structure, delta)
-        return Recorded(stored, usage, finish, cost)
+        return Recorded(stored, usage, finish, cost, source)
+
+    return db.write(ref.engine, txn)
+
+
+def record_usage(
+    ref: ThreadRef,
+    usage: Usage,
+    *,
+    prompt: Prompt | None = None,
+    finish_reason: str | None = None,
+    usage_source: str = "counted",
+    response_id: str | None = None,
+    latency_ms: float | None = None,
+    predicted_cache_hit_tokens: int | None = None,
+) -> float | None:
+    """Store a call that delivered no message (a stream closed before any text arrived).
+
+    The prompt was billed all the same: one `calls` row without a message; returns its cost.
+    """
+    if not isinstance(usage, Usage):
+        raise ValidationError(f"usage must be a Usage, got {type(usage).__name__}")
+    source = _usage_source(usage_source)
+    if response_id is not None:
+        response_id = check_id(response_id, "response id")
+    finish, latency_ms, predicted = _call_fields(
+        finish_reason, latency_ms, predicted_cache_hit_tokens
+    )
+    _check_prompt(prompt)
+
+    def txn(conn: Connection) -> float | None:
+        state = threads.locked(conn, ref)
+        return _add_call(
+            conn,
+            ref,
+            state.model,
+            None,
+            usage,
+            source,
+            response_id=response_id,
+            prompt=prompt,
+            finish=finish,
+            latency_ms=latency_ms,
+            predicted=predicted,
+        )
 
     return db.write(ref.engine, txn)
 
@@ -233,6 +341,8 @@ def stats(ref: ThreadRef) -> Stats:
             compactions=state.summary_n,
             summarizer_cost_usd=summary_cost,
             prefix_breaks=calls.prefix_breaks(conn, ref.pk),
+            interrupted_calls=agg.interrupted_calls,
+            counted_calls=agg.counted_calls,
         )
 
     return db.read(ref.engine, read)
@@ -273,7 +383,7 @@ def answered(
             cache_miss_tokens=call["cache_miss_tokens"],
             reasoning_tokens=call["reasoning_tokens"],
         )
-        return seen, Recorded(reply, usage, call["finish_reason"], call["cost_usd"])
+        return seen, Recorded(reply, usage, call["finish_reason"], call["cost_usd"], call["usage_source"])
 
     return db.read(ref.engine, read)
 

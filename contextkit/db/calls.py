@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from attrs import frozen
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contextkit.db.schema import CalibrationRow, CallRow, ThreadRow, utcnow
@@ -43,6 +43,8 @@ class CallTotals:
     predicted_prompt_tokens: int
     predicted_cache_hit_tokens: int
     cost_usd: float
+    interrupted_calls: int = 0
+    counted_calls: int = 0
 
 
 def cost_of(conn: Connection, pk: int, message_seq: int | None) -> float | None:
@@ -146,6 +148,8 @@ def totals(conn: Connection, pk: int) -> CallTotals:
             func.coalesce(func.sum(CallRow.predicted_prompt_tokens), 0),
             func.coalesce(func.sum(CallRow.predicted_cache_hit_tokens), 0),
             func.coalesce(func.sum(CallRow.cost_usd), 0.0),
+            func.count(case((CallRow.finish_reason == "interrupted", 1))),
+            func.count(case((CallRow.usage_source == "counted", 1))),
         ).where(CallRow.thread_pk == pk)
     ).one()
     return CallTotals(
@@ -158,6 +162,8 @@ def totals(conn: Connection, pk: int) -> CallTotals:
         predicted_prompt_tokens=int(agg[6]),
         predicted_cache_hit_tokens=int(agg[7]),
         cost_usd=float(agg[8]),
+        interrupted_calls=int(agg[9]),
+        counted_calls=int(agg[10]),
     )
 
 

@@ -37,7 +37,7 @@ _SUMMARIES: Table = SummaryRow.__table__  # type: ignore[assignment]
 _CALLS: Table = CallRow.__table__  # type: ignore[assignment]
 SUMMARY_FIELDS = tuple(c.name for c in _SUMMARIES.columns if c.name != "thread_pk")
 CALL_FIELDS = tuple(c.name for c in _CALLS.columns if c.name != "thread_pk")
-LATE_CALL_FIELDS = ("tools_digest", "prefix_break")
+LATE_CALL_FIELDS = ("tools_digest", "prefix_break", "usage_source")
 """Call fields newer than the export format: optional on import, omitted when null."""
 
 

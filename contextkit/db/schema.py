@@ -223,6 +223,9 @@ class CallRow(Base):
     """sha256 of the declared tools' canonical JSON (NULL: none declared, or unknown)."""
     prefix_break: Mapped[str | None] = mapped_column(String(16))
     """Why this prompt did not extend the previous call's: tools, mode or window."""
+    usage_source: Mapped[str | None] = mapped_column(String(16))
+    """Where the usage came from: `reported` by the provider, or `counted` by contextkit from
+    what arrived (a stream cut before its usage chunk); NULL in old exports: reported."""
 
     __table_args__ = (Index(None, "thread_pk", "response_id"),)
     """Not unique: providers reuse ids across servers and restarts (revision 0006)."""
