@@ -141,7 +141,9 @@ def compact(
             raise ValidationError("a summarizer must return a SummaryResult with non-empty text")
         tokens = message_tokens(summary_message(result.text), spec)
         chunk = attrs.evolve(plan, expected_n=expected, from_seq=first, new_start=stop)
-        summary = db.write(ref.engine, lambda conn: _commit(conn, ref, chunk, result, tokens))
+        summary = db.write(
+            ref.engine, partial(_commit, ref=ref, plan=chunk, result=result, tokens=tokens)
+        )
         if summary is None:  # another worker compacted meanwhile: it goes on from here
             return None
         first, previous, expected = stop, result.text, expected + 1

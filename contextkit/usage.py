@@ -383,7 +383,9 @@ def answered(
             cache_miss_tokens=call["cache_miss_tokens"],
             reasoning_tokens=call["reasoning_tokens"],
         )
-        return seen, Recorded(reply, usage, call["finish_reason"], call["cost_usd"], call["usage_source"])
+        return seen, Recorded(
+            reply, usage, call["finish_reason"], call["cost_usd"], call["usage_source"]
+        )
 
     return db.read(ref.engine, read)
 

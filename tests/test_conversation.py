@@ -67,7 +67,7 @@ def test_fifty_turns_predictions_match_the_server(store, deepseek):
     assert len(list(t.history())) == 100
 
 
-def test_streaming_records_only_complete_streams(store, deepseek):
+def test_streaming_records_complete_and_cut_streams(store, deepseek):
     t = store.thread("s", model="deepseek-v4-flash")
     conv = contextkit.Conversation(client(deepseek, max_retries=0), t)
     stream = conv.send("stream please", stream=True)
@@ -76,19 +76,21 @@ def test_streaming_records_only_complete_streams(store, deepseek):
     assert kinds.index("reasoning") < kinds.index("content")
     assert stream.reply is not None and stream.reply.usage.prompt_tokens > 0
     assert t.stats().calls == 1 and len(t) == 2
-    # a stream abandoned halfway records nothing
+    # a stream abandoned halfway keeps what arrived (see test_stream_interrupt.py)
     partial = conv.send("again", stream=True)
     for _ in partial:
         break
-    assert partial.reply is None and len(t) == 3 and t.stats().calls == 1
-    # a connection dropped mid-stream records nothing either
+    assert partial.reply is not None and partial.reply.interrupted
+    assert len(t) == 4 and t.stats().calls == 2
+    # a connection dropped mid-stream keeps what arrived too
     deepseek.fail(drop_mid_stream=True)
-    broken = conv.send(None, stream=True)
+    broken = conv.send("once more", stream=True)
     with pytest.raises(openai.APIConnectionError):
         list(broken)
-    assert len(t) == 3 and t.stats().calls == 1
+    assert broken.reply is not None and broken.reply.interrupted
+    assert len(t) == 6 and t.stats().calls == 3
     # and the thread is still valid for the next call
-    assert conv.send(None).content
+    assert conv.send("last").content
 
 
 def test_thinking_off(store, deepseek):

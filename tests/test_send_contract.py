@@ -144,3 +144,14 @@ def test_a_keyed_run_that_ended_is_not_run_again(store, deepseek):
     done = conv.run("And Rome?", tools={"weather": weather}, idempotency_key="r-2")
     assert done.content == "Sunny in Rome." and not done.replayed and ran == ["Paris", "Rome"]
     assert [m.role for m in t.messages()] == ["user", "assistant", "tool", "assistant"] * 2
+
+
+def test_a_keyed_streamed_send_replays_the_stored_reply(store, deepseek):
+    t = store.thread("keyed-stream", model="deepseek-v4-flash")
+    conv = contextkit.Conversation(client(deepseek), t, max_tokens=200)
+    with conv.send("Hi there", stream=True, idempotency_key="s-1") as first:
+        streamed = "".join(d.text for d in first if d.kind == "content")
+    with conv.send("Hi there", stream=True, idempotency_key="s-1") as again:
+        replayed = "".join(d.text for d in again if d.kind == "content")
+    assert replayed == streamed == first.reply.content and again.reply.replayed
+    assert len(deepseek.requests) == 1 and t.stats().calls == 1

@@ -21,7 +21,8 @@ class Reply:
 
     `steps` counts the model calls `run()` made to reach it (1 for `send()`). `replayed`:
     the reply was stored by an earlier, successful send with the same idempotency key and
-    is returned as stored, with no model call (its `prompt` is then None).
+    is returned as stored, with no model call (its `prompt` is then None). A stream cut
+    short gives an `interrupted` reply (what arrived) with `usage_counted` usage.
     """
 
     message: Message
@@ -33,6 +34,9 @@ class Reply:
     latency_ms: float
     steps: int = 1
     replayed: bool = False
+    usage_counted: bool = False
+    """True when `usage` is contextkit's count of what arrived, not the provider's report
+    (a stream cut before its usage chunk): the cache split is unknown (0, 0)."""
 
     @property
     def content(self) -> str:
@@ -53,6 +57,11 @@ class Reply:
     def truncated(self) -> bool:
         """True when the reply hit `max_tokens` (or the window) and is cut short."""
         return self.finish_reason == "length"
+
+    @property
+    def interrupted(self) -> bool:
+        """True when the stream was cut short (closed or dropped): this is what arrived."""
+        return self.finish_reason == "interrupted"
 
     def __str__(self) -> str:
         return self.content

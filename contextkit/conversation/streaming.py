@@ -1,33 +1,61 @@
-"""Streamed replies: `Delta`s as the chunks arrive, and the reply recorded once complete.
+"""Streamed replies: `Delta`s as the chunks arrive, and what arrived recorded once at the end.
 
-A stream records nothing unless it completes: one abandoned or broken off leaves the thread
-as it was before the call (the user message stays, so the call can be retried).
+A stream ends when it completes or when it is cut short: `close()` / `aclose()`, leaving a
+`with` / `async with` block, breaking out of the loop (the loop's iterator is finalized: at
+once for `for` in CPython, on the event loop's next turns for `async for`; use `async with`
+to be deterministic), or an error from the SDK stream such as a dropped connection (raised
+again once recorded). Ending closes the HTTP response, which frees the connection and tells
+the provider to stop generating, and records what arrived, exactly once (invariant 8):
+
+* complete (a `finish_reason` arrived): the reply as today, with the provider's usage;
+* cut short: the content and reasoning that arrived, as the assistant message, with
+  `finish_reason="interrupted"` (`Reply.interrupted`, `Stats.interrupted_calls`). Tool calls
+  are left out of it: their arguments may be incomplete, and a stored call would need a
+  result before the next call, so the thread stays valid for the next `send()`;
+* nothing arrived (no reasoning or content text): no message, so the user message stays last
+  and `send(None)` retries; the call is still stored, since the provider billed the prompt.
+
+Usage is the provider's when its usage chunk arrived; otherwise contextkit counts it exactly
+(`Reply.usage_counted`, stored as `usage_source='counted'`, `Stats.counted_calls`): prompt
+tokens are the prompt's exact count (`Prompt.prompt_tokens`), completion tokens the tokens of
+the reasoning, the content and the tool-call text (DeepSeek V4's DSML) that arrived, each
+counted with the model's tokenizer, as the provider bills them. The cache split is unknown:
+stored as 0 hit / 0 miss and priced as all misses, so the cost is an upper bound.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+import inspect
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from attrs import define, field
+from attrs import define, evolve, field
 
-from contextkit._sdk import as_mapping
+from contextkit._sdk import Usage, as_mapping
 from contextkit.conversation.reply import Delta, Reply
-from contextkit.errors import ValidationError
+from contextkit.models import spec_for
+from contextkit.tokens.deepseek_v4 import generated_text
+from contextkit.usage import record_usage
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
     from contextkit.conversation.base import _Base, _Call
+    from contextkit.prompt import Prompt
 
-__all__ = ["AsyncReplyStream", "ReplyStream"]
+__all__ = ["INTERRUPTED", "AsyncReplyStream", "ReplyStream"]
+
+INTERRUPTED = "interrupted"
+"""The `finish_reason` stored for a stream cut short."""
 
 _Chunks = TypeVar("_Chunks", Iterable[object], AsyncIterable[object])
 
 
 @define
 class _StreamState:
-    """Accumulates SDK chunks into the final response dict."""
+    """Accumulates SDK chunks; decides what to record when the stream ends (pure)."""
 
     rid: str | None = None
     reasoning: list[str] = field(factory=list)
@@ -36,19 +64,21 @@ class _StreamState:
     finish: str | None = None
     usage: dict[str, Any] | None = None
 
-    def feed(self, chunk: object) -> Iterator[Delta]:
+    def feed(self, chunk: object) -> list[Delta]:
+        """Take in one whole chunk (it arrived, whether or not its deltas are read)."""
         data = as_mapping(chunk, "chunk")
         self.rid = self.rid or data.get("id")
         if data.get("usage"):
-            self.usage = data["usage"]
+            self.usage = dict(as_mapping(data["usage"], "usage"))
+        deltas: list[Delta] = []
         for choice in data.get("choices") or ():
             delta = choice.get("delta") or {}
             if delta.get("reasoning_content"):
                 self.reasoning.append(delta["reasoning_content"])
-                yield Delta("reasoning", delta["reasoning_content"])
+                deltas.append(Delta("reasoning", delta["reasoning_content"]))
             if delta.get("content"):
                 self.content.append(delta["content"])
-                yield Delta("content", delta["content"])
+                deltas.append(Delta("content", delta["content"]))
             for tc in delta.get("tool_calls") or ():
                 slot = self.calls.setdefault(
                     tc.get("index", 0),
@@ -58,32 +88,61 @@ class _StreamState:
                 fn = tc.get("function") or {}
                 slot["function"]["name"] += fn.get("name") or ""
                 slot["function"]["arguments"] += fn.get("arguments") or ""
-                yield Delta("tool_call", fn.get("arguments") or fn.get("name") or "")
+                deltas.append(Delta("tool_call", fn.get("arguments") or fn.get("name") or ""))
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
+        return deltas
 
-    def response(self) -> dict[str, Any]:
-        if self.finish is None:
-            raise ValidationError("the stream ended without a finish_reason; nothing recorded")
+    def counted_usage(self, prompt: Prompt, count: Callable[[str], int]) -> dict[str, Any]:
+        """Usage counted from what arrived: the prompt's exact count, the text's tokens."""
+        calls = [self.calls[i] for i in sorted(self.calls)]
+        tool_text = generated_text(None, "", calls, finished=False) if calls else ""
+        reasoning = _count(count, "".join(self.reasoning))
+        completion = reasoning + _count(count, "".join(self.content)) + _count(count, tool_text)
+        return {
+            "prompt_tokens": prompt.prompt_tokens,
+            "completion_tokens": completion,
+            "prompt_cache_hit_tokens": 0,
+            "prompt_cache_miss_tokens": 0,
+            "completion_tokens_details": {"reasoning_tokens": reasoning},
+        }
+
+    def response(self, prompt: Prompt, count: Callable[[str], int]) -> dict[str, Any]:
+        """The response dict to record: the reply so far, its usage and where that came from.
+
+        `choices` is empty when the stream was cut before any text arrived (no message).
+        """
+        complete = self.finish is not None
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
         if self.reasoning:
             message["reasoning_content"] = "".join(self.reasoning)
-        if self.calls:
+        if self.calls and complete:
             message["tool_calls"] = [self.calls[i] for i in sorted(self.calls)]
-        return {
-            "id": self.rid,
-            "choices": [{"index": 0, "message": message, "finish_reason": self.finish}],
-            "usage": self.usage,
-        }
+        choices = [{"index": 0, "message": message, "finish_reason": self.finish or INTERRUPTED}]
+        if not complete and not (self.content or self.reasoning):
+            choices = []
+        out: dict[str, Any] = {"id": self.rid, "choices": choices, "usage": self.usage}
+        if self.usage is None:
+            out["usage"] = self.counted_usage(prompt, count)
+            out["usage_source"] = "counted"
+        return out
+
+
+def _count(count: Callable[[str], int], text: str) -> int:
+    return count(text) if text else 0
 
 
 class _Stream(Generic[_Chunks]):
-    """What both streams hold: the call, its chunks, the state so far, and `reply` once done."""
+    """What both streams hold: the call, its chunks, the state so far, and `reply` once done.
+
+    `reply` is set when the stream ends (complete or cut short) unless nothing arrived.
+    """
 
     def __init__(self, base: _Base, call: _Call | None, chunks: _Chunks) -> None:
         self._base, self._call = base, call
         self._chunks: _Chunks = chunks
         self._state = _StreamState()
+        self._ended = False
         self.reply: Reply | None = None
 
     @classmethod
@@ -100,51 +159,137 @@ class _Stream(Generic[_Chunks]):
         if self.reply.content:
             yield Delta("content", self.reply.content)
 
-    def _finish(self) -> None:
-        if self._call is not None:
-            self.reply = self._base._record(self._call, self._state.response())
+    def _store(self) -> None:
+        """Record what arrived: the reply (as `reply`), or only the billed call."""
+        call = self._call
+        if call is None:  # a stored reply, replayed: nothing to record
+            return
+        count = spec_for(call.prompt.model).tokenizer.count
+        response = self._state.response(call.prompt, count)
+        counted = response.get("usage_source") == "counted"
+        if response["choices"]:
+            reply = self._base._record(call, response)
+            self.reply = evolve(reply, usage_counted=counted)
+            return
+        record_usage(
+            self._base.thread.ref,
+            Usage.parse(response["usage"]),
+            prompt=call.prompt,
+            finish_reason=INTERRUPTED,
+            usage_source=response.get("usage_source", "reported"),
+            response_id=self._state.rid,
+            latency_ms=(time.perf_counter() - call.started) * 1000.0,
+            predicted_cache_hit_tokens=call.predicted_hit,
+        )
+
+    def _is_ended(self) -> bool:
+        """Whether `close()` ran (a call, so a check made before a `yield` is not trusted)."""
+        return self._ended
 
     def _content(self) -> str:
-        assert self.reply is not None
-        return self.reply.content
+        return "" if self.reply is None else self.reply.content
 
 
 class ReplyStream(_Stream[Iterable[object]]):
-    """Iterate for `Delta`s; when the stream completes, the reply is recorded (`.reply`).
+    """Iterate for `Delta`s; the reply is recorded when the stream ends (`.reply`).
 
-    `.reply` stays None for a stream abandoned or broken off: nothing is recorded then.
+    `with conv.send(..., stream=True) as stream:` closes it on exit; `close()` ends it early.
+    Either way what arrived is recorded once (see the module docstring).
     """
 
     def __iter__(self) -> Iterator[Delta]:
         if self._call is None:
-            yield from self._stored()
+            for delta in self._stored():
+                yield delta
             return
-        for chunk in self._chunks:
-            yield from self._state.feed(chunk)
-        self._finish()
+        if self._ended:
+            return
+        try:
+            for chunk in self._chunks:
+                for delta in self._state.feed(chunk):
+                    yield delta
+                    if self._is_ended():  # closed while the reader held this delta
+                        return
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """End the stream: close the HTTP response and record what arrived (once)."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            close = getattr(self._chunks, "close", None)
+            if callable(close):
+                close()
+        finally:
+            self._store()
 
     def text(self) -> str:
-        """Consume the stream; return the reply's content."""
+        """Consume the stream; return the reply's content (what arrived, if it was cut)."""
         for _ in self:
             pass
         return self._content()
 
+    def __enter__(self) -> ReplyStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
 
 class AsyncReplyStream(_Stream[AsyncIterable[object]]):
-    """`ReplyStream` for `AsyncConversation`: `async for delta in stream`."""
+    """`ReplyStream` for `AsyncConversation`: `async for delta in stream`, `async with`,
+    `await stream.aclose()`."""
 
     async def __aiter__(self) -> AsyncIterator[Delta]:
         if self._call is None:
             for delta in self._stored():
                 yield delta
             return
-        async for chunk in self._chunks:
-            for delta in self._state.feed(chunk):
-                yield delta
-        self._finish()
+        if self._ended:
+            return
+        try:
+            async for chunk in self._chunks:
+                for delta in self._state.feed(chunk):
+                    yield delta
+                    if self._is_ended():
+                        return
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """End the stream: close the HTTP response and record what arrived (once)."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            close = getattr(self._chunks, "aclose", None) or getattr(self._chunks, "close", None)
+            if callable(close):
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+        finally:
+            self._store()
 
     async def text(self) -> str:
-        """Consume the stream; return the reply's content."""
+        """Consume the stream; return the reply's content (what arrived, if it was cut)."""
         async for _ in self:
             pass
         return self._content()
+
+    async def __aenter__(self) -> AsyncReplyStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
