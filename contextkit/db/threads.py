@@ -28,7 +28,7 @@ from contextkit.db.schema import (
     utcnow,
 )
 from contextkit.errors import NotFound, PermissionDenied, ValidationError
-from contextkit.models import get_model, spec_for
+from contextkit.models import spec_for
 from contextkit.types import ThreadInfo
 
 __all__ = [
@@ -170,8 +170,9 @@ def get_or_create(conn: Connection, id: str, owner: str, values: Mapping[str, An
             "owner": owner,
             "model": model,
             "system": values.get("system"),
+            # the caller validated `model` (and warned about a retired id) already
             "max_context_tokens": values.get("max_context_tokens")
-            or get_model(model).default_context_tokens,
+            or spec_for(model).default_context_tokens,
             "metadata": values.get("metadata", {}),
             "last_seq": 0,
             "total_tokens": 0,
