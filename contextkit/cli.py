@@ -125,12 +125,38 @@ def serve_fake(host: str, port: int) -> None:
     sys.exit(server_main(["--host", host, "--port", str(port)]))
 
 
+_DEEPSEEK_HOST = "api.deepseek.com"
+
+
+def _api_key(base_url: str) -> str:
+    """The key for `base_url`: DeepSeek's API needs $DEEPSEEK_API_KEY; another server (a
+    local or self-hosted one) gets a placeholder when none is set, as the SDK wants some key."""
+    import os
+    from urllib.parse import urlsplit
+
+    key = os.environ.get("DEEPSEEK_API_KEY")
+    if key:
+        return key
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == _DEEPSEEK_HOST or host.endswith("." + _DEEPSEEK_HOST):
+        raise click.UsageError(
+            f"{base_url} needs an API key: set DEEPSEEK_API_KEY (or pass --base-url of "
+            "another OpenAI-compatible server, or try `contextkit demo`, no key needed)"
+        )
+    return "unused"
+
+
 @cli.command("chat")
 @click.argument("thread_id")
 @click.option("--model", default="deepseek-v4-flash", show_default=True)
 @click.option("--owner", default="", help="Thread owner.")
 @click.option("--system", default=None, help="System prompt for a new thread.")
-@click.option("--base-url", default="https://api.deepseek.com", show_default=True)
+@click.option(
+    "--base-url",
+    default="https://api.deepseek.com",
+    show_default=True,
+    help="OpenAI-compatible API; only DeepSeek's own needs $DEEPSEEK_API_KEY.",
+)
 @click.option("--thinking/--no-thinking", default=None, help="Default: the model's.")
 @click.option("--max-tokens", default=4_096, show_default=True)
 @click.pass_obj
@@ -147,16 +173,15 @@ def chat_cmd(
     """Chat in a terminal on a stored thread (API key from $DEEPSEEK_API_KEY).
 
     Replies stream (reasoning dimmed). Commands: /stats, /compact, /image PATH, /quit.
+    A bad image or a failed call prints an error and the chat goes on.
     """
-    import os
-
     import openai
 
     import contextkit
+    from contextkit.images import prepare_image
+    from contextkit.models import spec_for
 
-    key = os.environ.get("DEEPSEEK_API_KEY")
-    if not key:
-        raise click.UsageError("set DEEPSEEK_API_KEY (or try `contextkit demo`, no key needed)")
+    key = _api_key(base_url)
     thread = obj.store.thread(thread_id, model=model, owner=owner, system=system)
     conv = contextkit.Conversation(
         openai.OpenAI(base_url=base_url, api_key=key), thread, max_tokens=max_tokens
@@ -173,23 +198,32 @@ def chat_cmd(
             continue
         if line in ("/quit", "/exit"):
             break
-        if line == "/stats":
-            _emit_json(_stats_dict(thread.stats()))
-            continue
-        if line == "/compact":
-            summary = thread.compact()
-            console.print("compacted" if summary else "nothing to compact")
-            continue
-        if line.startswith("/image "):
-            images.append(line.removeprefix("/image ").strip())
-            console.print(f"[dim]{len(images)} image(s) attached to the next message[/]")
-            continue
-        stream = conv.send(line, images=images or None, thinking=thinking, stream=True)
-        images = []
-        for delta in stream:
-            style = "dim" if delta.kind == "reasoning" else None
-            console.print(delta.text, end="", style=style, highlight=False, markup=False)
-        console.print()
+        try:
+            if line == "/stats":
+                _emit_json(_stats_dict(thread.stats()))
+            elif line == "/compact":
+                summary = thread.compact()
+                console.print("compacted" if summary else "nothing to compact")
+            elif line.startswith("/image"):
+                path = line.removeprefix("/image").strip()
+                if not path:
+                    raise contextkit.ValidationError("usage: /image PATH")
+                # checked now, so a bad file is reported before the message it would go with
+                try:
+                    prepare_image(path, limits=spec_for(thread.model).image_limits)
+                except ContextKitError as exc:
+                    raise type(exc)(f"cannot attach {path}: {exc}") from None
+                images.append(path)
+                console.print(f"[dim]{len(images)} image(s) attached to the next message[/]")
+            else:
+                attached, images = images, []
+                stream = conv.send(line, images=attached or None, thinking=thinking, stream=True)
+                for delta in stream:
+                    style = "dim" if delta.kind == "reasoning" else None
+                    console.print(delta.text, end="", style=style, highlight=False, markup=False)
+                console.print()
+        except (ContextKitError, openai.OpenAIError) as exc:
+            console.print(f"error: {exc}", style="red", highlight=False, markup=False)
 
 
 @cli.group("threads")
