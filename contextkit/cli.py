@@ -148,7 +148,7 @@ def _api_key(base_url: str) -> str:
 
 @cli.command("chat")
 @click.argument("thread_id")
-@click.option("--model", default="deepseek-v4-flash", show_default=True)
+@click.option("--model", default=None, help="Model of a new thread [default: deepseek-v4-flash].")
 @click.option("--owner", default="", help="Thread owner.")
 @click.option("--system", default=None, help="System prompt for a new thread.")
 @click.option(
@@ -163,7 +163,7 @@ def _api_key(base_url: str) -> str:
 def chat_cmd(
     obj: _Ctx,
     thread_id: str,
-    model: str,
+    model: str | None,
     owner: str,
     system: str | None,
     base_url: str,
@@ -182,6 +182,10 @@ def chat_cmd(
     from contextkit.models import spec_for
 
     key = _api_key(base_url)
+    try:  # an existing thread keeps its settings; --model/--system must then match them
+        obj.store.get_thread(thread_id, owner=owner)
+    except NotFound:
+        model = model or "deepseek-v4-flash"
     thread = obj.store.thread(thread_id, model=model, owner=owner, system=system)
     conv = contextkit.Conversation(
         openai.OpenAI(base_url=base_url, api_key=key), thread, max_tokens=max_tokens

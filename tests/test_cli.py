@@ -302,3 +302,21 @@ def test_chat_with_deepseeks_url_requires_the_api_key(tmp_path: Path, base_url):
     assert "DEEPSEEK_API_KEY" in out.stderr and "api.deepseek.com" in out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "chat.db").exists()  # refused before anything was written
+
+
+def test_chat_opens_an_existing_thread_with_its_own_settings(tmp_path: Path, deepseek):
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    store = contextkit.open(url)
+    store.thread("pro", model="deepseek-v4-pro", owner="ann", system="Be brief.")
+    store.close()
+    out = _chat(
+        tmp_path, "hello\n/quit\n", "pro", "--owner", "ann", "--base-url", deepseek.base_url
+    )
+    assert out.returncode == 0, out.stderr
+    assert deepseek.requests[-1].body["model"] == "deepseek-v4-pro"
+    changed = _chat(tmp_path, "/quit\n", "pro", "--owner", "ann", "--system", "Other.")
+    assert changed.returncode == 1 and "thread.update" in changed.stderr
+    store = contextkit.open(url)
+    thread = store.get_thread("pro", owner="ann")
+    assert (thread.model, thread.system, len(thread)) == ("deepseek-v4-pro", "Be brief.", 2)
+    store.close()

@@ -27,14 +27,40 @@ def test_creating_needs_a_model(store: contextkit.Store) -> None:
     assert table_counts(store)["threads"] == 0
 
 
-def test_settings_given_again_update_the_thread(store: contextkit.Store) -> None:
-    store.thread("s", model="deepseek-v4-flash", system="v1", max_context_tokens=8_000)
-    t = store.thread("s", system="v2", metadata={"plan": "pro", "n": [1, 2]})
-    assert (t.system, t.max_context_tokens, dict(t.metadata)) == (
-        "v2",
-        8_000,
-        {"plan": "pro", "n": [1, 2]},
-    )
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"system": "v2"},
+        {"model": "deepseek-v4-pro"},
+        {"max_context_tokens": 16_000},
+        {"metadata": {"plan": "pro"}},
+    ],
+    ids=lambda c: next(iter(c)),
+)
+def test_get_or_create_never_changes_an_existing_thread(
+    store: contextkit.Store, changed: dict[str, object]
+) -> None:
+    """Opening with other settings is refused, names `thread.update`, and writes nothing."""
+    settings: dict[str, object] = {
+        "model": "deepseek-v4-flash",
+        "system": "v1",
+        "max_context_tokens": 8_000,
+        "metadata": {"plan": "free"},
+    }
+    t = store.thread("s", owner="alice", **settings)  # type: ignore[arg-type]
+    before = t.info()
+    (name,) = changed
+    with pytest.raises(ValidationError, match=rf"thread.update\({name}=") as err:
+        store.thread("s", owner="alice", **{**settings, **changed})  # type: ignore[arg-type]
+    assert "exists with other settings" in str(err.value)
+    assert store.get_thread("s", owner="alice").info() == before
+    # the same settings, or none, open it as it is
+    assert store.thread("s", owner="alice", **settings).info() == before  # type: ignore[arg-type]
+    assert store.thread("s", owner="alice").info() == before
+    # changing is what update() is for
+    info = t.update(**changed)  # type: ignore[arg-type]
+    assert getattr(info, name) == changed[name]
+    assert store.thread("s", owner="alice", **changed).info() == info  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ __all__ = [
     "ThreadRef",
     "ThreadState",
     "by_id",
+    "check_unchanged",
     "delete_thread",
     "get_or_create",
     "locked",
@@ -156,7 +157,8 @@ def locked(conn: Connection, ref: ThreadRef) -> ThreadState:
 
 
 def get_or_create(conn: Connection, id: str, owner: str, values: Mapping[str, Any]) -> ThreadState:
-    """The thread `id` of `owner` with `values` applied, created if it does not exist."""
+    """The thread `id` of `owner`, created with `values` if it does not exist; for an
+    existing thread `values` must match the stored settings (`check_unchanged`)."""
     state = by_id(conn, id)
     if state is None:
         model = values.get("model")
@@ -187,7 +189,31 @@ def get_or_create(conn: Connection, id: str, owner: str, values: Mapping[str, An
         raise PermissionDenied(
             f"thread {id!r} belongs to another owner; open it with its owner's id"
         )
-    return update_settings(conn, state, values)
+    check_unchanged(state, values)
+    return state
+
+
+def _stored(state: ThreadState) -> dict[str, Any]:
+    return {
+        "model": state.model,
+        "system": state.system,
+        "max_context_tokens": state.max_context_tokens,
+        "metadata": state.metadata,
+    }
+
+
+def check_unchanged(state: ThreadState, values: Mapping[str, Any]) -> None:
+    """Refuse settings that differ from an existing thread's: get-or-create never changes
+    a thread behind its other users' backs (`Thread.update` does, on purpose)."""
+    stored = _stored(state)
+    changed = [k for k, v in values.items() if stored[k] != v]
+    if changed:
+        shown = ", ".join(f"{k}={stored[k]!r:.60} (given {values[k]!r:.60})" for k in changed)
+        raise ValidationError(
+            f"thread {state.id!r} exists with other settings: {shown}. store.thread() only "
+            f"opens it: call thread.update({', '.join(f'{k}=...' for k in changed)}) to change "
+            "them, or leave them out to open the thread as it is"
+        )
 
 
 def update_settings(conn: Connection, state: ThreadState, values: Mapping[str, Any]) -> ThreadState:
@@ -195,12 +221,7 @@ def update_settings(conn: Connection, state: ThreadState, values: Mapping[str, A
 
     Runs inside the caller's write transaction, so a failure changes nothing.
     """
-    from_state = {
-        "model": state.model,
-        "system": state.system,
-        "max_context_tokens": state.max_context_tokens,
-        "metadata": state.metadata,
-    }
+    from_state = _stored(state)
     changed = {k: v for k, v in values.items() if from_state[k] != v}
     if not changed:
         return state

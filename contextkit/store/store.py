@@ -71,9 +71,9 @@ class Store:
     ) -> Thread:
         """Get the thread `id`, creating it if it does not exist.
 
-        Creating needs `model`. For an existing thread, settings passed here that differ
-        from the stored ones are updated (the caller's configuration wins); settings left
-        at None are kept. A thread of another owner raises `PermissionDenied`.
+        Creating needs `model`. Opening never changes an existing thread: settings passed
+        here must equal the stored ones (or be left at None), else `ValidationError`; change
+        them with `thread.update(...)`. A thread of another owner raises `PermissionDenied`.
         """
         check_id(id, "thread id")
         owner = check_owner(owner)
