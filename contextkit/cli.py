@@ -213,8 +213,11 @@ def chat_cmd(
                 if not path:
                     raise contextkit.ValidationError("usage: /image PATH")
                 # checked now, so a bad file is reported before the message it would go with
+                limits = spec_for(thread.model).image_limits
+                if limits is None:
+                    raise contextkit.ValidationError(f"model {thread.model} takes no images")
                 try:
-                    prepare_image(path, limits=spec_for(thread.model).image_limits)
+                    prepare_image(path, limits=limits)
                 except ContextKitError as exc:
                     raise type(exc)(f"cannot attach {path}: {exc}") from None
                 images.append(path)
