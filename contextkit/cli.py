@@ -37,10 +37,12 @@ class _Ctx:
             self._store = contextkit.open(self.url)
         return self._store
 
-    def thread(self, thread_id: str) -> Any:
-        thread = self.store.admin_thread(thread_id)
+    def thread(self, thread_id: str, owner: str | None = None) -> Any:
+        """The thread `thread_id` (of `owner`; any owner's when only one has that id)."""
+        thread = self.store.admin_thread(thread_id, owner=owner)
         if thread is None:
-            raise NotFound(f"no thread {thread_id!r} in {self.store.url}")
+            of = "" if owner is None else f" of owner {owner!r}"
+            raise NotFound(f"no thread {thread_id!r}{of} in {self.store.url}")
         return thread
 
 
@@ -56,6 +58,11 @@ def _emit_json(value: Any) -> None:
 
 _json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON instead of a table."
+)
+_owner_option = click.option(
+    "--owner",
+    default=None,
+    help="The thread's owner (ids are unique per owner; needed when several share one).",
 )
 
 
@@ -284,11 +291,14 @@ def threads_ls(obj: _Ctx, owner: str | None, limit: int, as_json: bool) -> None:
 @click.argument("thread_id")
 @click.option("--last", default=20, show_default=True, help="Show the last N messages.")
 @click.option("--reasoning", is_flag=True, help="Show reasoning_content too.")
+@_owner_option
 @_json_option
 @click.pass_obj
-def threads_show(obj: _Ctx, thread_id: str, last: int, reasoning: bool, as_json: bool) -> None:
+def threads_show(
+    obj: _Ctx, thread_id: str, last: int, reasoning: bool, owner: str | None, as_json: bool
+) -> None:
     """Show a thread's settings and its latest messages."""
-    thread = obj.thread(thread_id)
+    thread = obj.thread(thread_id, owner)
     info = thread.info()
     start = max(0, info.message_count - last)
     messages = list(thread.messages(after=start))
@@ -337,10 +347,11 @@ def threads_show(obj: _Ctx, thread_id: str, last: int, reasoning: bool, as_json:
 @threads_group.command("delete")
 @click.argument("thread_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_owner_option
 @click.pass_obj
-def threads_delete(obj: _Ctx, thread_id: str, yes: bool) -> None:
+def threads_delete(obj: _Ctx, thread_id: str, yes: bool, owner: str | None) -> None:
     """Delete a thread and everything stored with it."""
-    thread = obj.thread(thread_id)
+    thread = obj.thread(thread_id, owner)
     if not yes:
         click.confirm(f"delete thread {thread_id!r} ({len(thread)} messages)?", abort=True)
     thread.delete()
@@ -357,15 +368,21 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
 
 @cli.command("stats")
 @click.argument("thread_id", required=False)
+@_owner_option
 @_json_option
 @click.pass_obj
-def stats_cmd(obj: _Ctx, thread_id: str | None, as_json: bool) -> None:
+def stats_cmd(obj: _Ctx, thread_id: str | None, owner: str | None, as_json: bool) -> None:
     """Usage, cache hits and cost: of one thread, or per thread for the whole store.
 
     Also the calibration learned from reported usage: per model and prompt structure, the
     tokens the provider counted beyond contextkit's count (a constant preamble shows here).
     """
-    threads = [obj.thread(thread_id)] if thread_id else list(obj.store.threads(all_owners=True))
+    if thread_id:
+        threads = [obj.thread(thread_id, owner)]
+    elif owner is not None:
+        threads = list(obj.store.threads(owner=owner))
+    else:
+        threads = list(obj.store.threads(all_owners=True))
     learned = {m: obj.store.calibration(m).as_dict() for m in sorted({t.model for t in threads})}
     rows = [
         {"thread": t.id, **_stats_dict(t.stats()), "calibration": learned[t.model]} for t in threads
@@ -411,20 +428,28 @@ def stats_cmd(obj: _Ctx, thread_id: str | None, as_json: bool) -> None:
 @click.argument("thread_ids", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Export every thread.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@_owner_option
 @click.pass_obj
 def export_cmd(
-    obj: _Ctx, thread_ids: tuple[str, ...], everything: bool, output: Path | None
+    obj: _Ctx,
+    thread_ids: tuple[str, ...],
+    everything: bool,
+    output: Path | None,
+    owner: str | None,
 ) -> None:
-    """Write threads as JSON lines (to stdout, or -o FILE): lossless, re-importable."""
+    """Write threads as JSON lines (to stdout, or -o FILE): lossless, re-importable.
+
+    With --owner: that owner's threads only (--all) or the named ids of that owner.
+    """
 
     if not thread_ids and not everything:
         raise click.UsageError("name threads to export, or pass --all")
 
     def records() -> Iterator[dict[str, Any]]:
         if everything:
-            yield from obj.store.export_records()
+            yield from obj.store.export_records(owner=owner)
         for thread_id in thread_ids:
-            yield from transfer.export_thread(obj.thread(thread_id).ref)
+            yield from transfer.export_thread(obj.thread(thread_id, owner).ref)
 
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
@@ -439,7 +464,8 @@ def export_cmd(
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
 def import_cmd(obj: _Ctx, path: Path) -> None:
-    """Import threads from an export file (JSON lines); existing thread ids are refused."""
+    """Import threads from an export file (JSON lines); a thread whose owner already has its
+    id is refused."""
     from rich.console import Console
     from rich.progress import Progress
 

@@ -320,3 +320,34 @@ def test_chat_opens_an_existing_thread_with_its_own_settings(tmp_path: Path, dee
     thread = store.get_thread("pro", owner="ann")
     assert (thread.model, thread.system, len(thread)) == ("deepseek-v4-pro", "Be brief.", 2)
     store.close()
+
+
+def test_threads_are_named_by_owner_and_id(tmp_path: Path):
+    """Two owners' threads of one id: commands need --owner, export/import keeps both."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    store = contextkit.open(url)
+    for owner in ("alice", "bob"):
+        store.thread("t", model="deepseek-v4-flash", owner=owner).append(
+            {"role": "user", "content": f"{owner} wrote this"}
+        )
+    store.close()
+    ambiguous = run("threads", "show", "t", url=url, check=False)
+    assert ambiguous.returncode == 1 and "--owner" in ambiguous.stderr
+    assert "Traceback" not in ambiguous.stderr
+    shown = json.loads(run("threads", "show", "t", "--owner", "bob", "--json", url=url).stdout)
+    assert shown["owner"] == "bob" and shown["last"][0]["content"] == "bob wrote this"
+    assert (
+        json.loads(run("stats", "t", "--owner", "alice", "--json", url=url).stdout)["messages"] == 1
+    )
+    dump = tmp_path / "dump.jsonl"
+    run("export", "--all", "-o", str(dump), url=url)
+    only_bob = run("export", "t", "--owner", "bob", url=url).stdout
+    assert '"owner":"bob"' in only_bob.replace(" ", "") and "alice" not in only_bob
+    other = f"sqlite:///{tmp_path / 'b.db'}"
+    assert "imported 2 thread(s)" in run("import", str(dump), url=other).stdout
+    again = run("import", str(dump), url=other, check=False)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    run("threads", "delete", "t", "--owner", "alice", "--yes", url=other)
+    store = contextkit.open(other)
+    assert [(t.owner, len(t)) for t in store.threads(all_owners=True)] == [("bob", 1)]
+    store.close()

@@ -203,8 +203,9 @@ def test_from_store_keeps_the_model_with_none(sqlite_store: contextkit.Store) ->
     sqlite_store.thread("t", model="deepseek-v4-pro")
     history = ContextKitChatMessageHistory.from_store(sqlite_store, "t", model=None)
     assert history.thread.model == "deepseek-v4-pro"
-    with pytest.raises(ValidationError, match="pass model="):
-        ContextKitChatMessageHistory.from_store(sqlite_store, "missing", model=None)
+    # a missing thread gets the default model (model=None only means "keep" for existing ones)
+    fresh = ContextKitChatMessageHistory.from_store(sqlite_store, "missing", model=None)
+    assert fresh.thread.model == "deepseek-v4-flash"
 
 
 # --- the message mapping --------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from conftest import table_counts
 
 import contextkit
-from contextkit import Message, NotFound, PermissionDenied, ValidationError
+from contextkit import Message, NotFound, ValidationError
 
 
 def test_thread_get_or_create(store: contextkit.Store) -> None:
@@ -97,25 +97,47 @@ def test_unknown_model_rejected(store: contextkit.Store) -> None:
 
 
 def test_owner_isolation(store: contextkit.Store) -> None:
-    alice = store.thread("shared-id", model="deepseek-v4-flash", owner="alice")
+    """Ids are unique per owner: another owner's id names another thread, so guessing ids
+    reveals nothing (no PermissionDenied that would confirm the id exists)."""
+    alice = store.thread("shared-id", model="deepseek-v4-flash", owner="alice", system="A")
     alice.append({"role": "user", "content": "my secret order is 5512"})
     store.thread("bob-1", model="deepseek-v4-flash", owner="bob").append(
         {"role": "user", "content": "bob here"}
     )
-    with pytest.raises(PermissionDenied):
-        store.thread("shared-id", owner="bob")
-    with pytest.raises(PermissionDenied):
-        store.thread("shared-id", model="deepseek-v4-flash", owner="bob")
-    with pytest.raises(PermissionDenied):
+    # bob asking for alice's id is told what he would be told for any unknown id
+    with pytest.raises(NotFound) as bobs:
         store.get_thread("shared-id", owner="bob")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound) as unknown:
+        store.get_thread("never-used", owner="bob")
+    assert str(bobs.value).replace("shared-id", "X") == str(unknown.value).replace(
+        "never-used", "X"
+    )
+    with pytest.raises(ValidationError, match="pass model="):
+        store.thread("shared-id", owner="bob")
+    with pytest.raises(NotFound):
         store.get_thread("shared-id")  # the anonymous owner is an owner too
-    assert [t.id for t in store.threads(owner="bob")] == ["bob-1"]
+    # bob's own "shared-id" is a new, empty thread with his settings
+    bobs_shared = store.thread("shared-id", model="deepseek-v4-pro", owner="bob")
+    assert (bobs_shared.owner, bobs_shared.model, bobs_shared.system, len(bobs_shared)) == (
+        "bob",
+        "deepseek-v4-pro",
+        None,
+        0,
+    )
+    bobs_shared.append({"role": "user", "content": "bob's own"})
+    assert {t.id for t in store.threads(owner="bob")} == {"bob-1", "shared-id"}
     assert [t.id for t in store.threads(owner="alice")] == ["shared-id"]
     assert list(store.threads(owner="mallory")) == []
-    assert {t.id for t in store.threads(all_owners=True)} == {"shared-id", "bob-1"}
-    # bob's failed attempts wrote nothing and changed nothing of alice's
+    assert len(list(store.threads(all_owners=True))) == 3
     assert [m.content for m in alice.messages()] == ["my secret order is 5512"]
+    assert [m.content for m in store.get_thread("shared-id", owner="bob").messages()] == [
+        "bob's own"
+    ]
+    # deleting bob's leaves alice's alone
+    bobs_shared.delete()
+    assert [m.content for m in store.get_thread("shared-id", owner="alice").messages()] == [
+        "my secret order is 5512"
+    ]
     assert table_counts(store) == {
         "threads": 2,
         "messages": 2,
@@ -124,6 +146,16 @@ def test_owner_isolation(store: contextkit.Store) -> None:
         "calibrations": 0,
         "summaries": 0,
     }
+
+
+def test_operators_name_the_owner_when_an_id_is_shared(store: contextkit.Store) -> None:
+    store.thread("t", model="deepseek-v4-flash", owner="alice")
+    assert store.admin_thread("t").owner == "alice"  # type: ignore[union-attr]
+    store.thread("t", model="deepseek-v4-flash", owner="bob")
+    with pytest.raises(ValidationError, match="2 owners have a thread 't'"):
+        store.admin_thread("t")
+    assert store.admin_thread("t", owner="bob").owner == "bob"  # type: ignore[union-attr]
+    assert store.admin_thread("t", owner="carol") is None
 
 
 def test_sql_looking_ids_and_owners_are_just_strings(store: contextkit.Store) -> None:

@@ -1,5 +1,5 @@
-"""Thread rows: get-or-create, the owner-checked locked read every operation starts with,
-settings changes, listing and deletion.
+"""Thread rows: get-or-create, the locked read every operation starts with, settings
+changes, listing and deletion. A thread is named by (owner, id): every lookup filters by owner.
 
 Rows leave this module as `ThreadState` values, so no caller indexes a row mapping or
 reaches into another module's privates to learn a thread's bookkeeping.
@@ -27,7 +27,7 @@ from contextkit.db.schema import (
     ToolCallRow,
     utcnow,
 )
-from contextkit.errors import NotFound, PermissionDenied, ValidationError
+from contextkit.errors import NotFound, ValidationError
 from contextkit.models import spec_for
 from contextkit.types import ThreadInfo
 
@@ -35,6 +35,7 @@ __all__ = [
     "ThreadRef",
     "ThreadState",
     "by_id",
+    "by_id_any_owner",
     "check_unchanged",
     "delete_thread",
     "get_or_create",
@@ -134,32 +135,40 @@ def _writing(conn: Connection) -> bool:
     return bool(conn.get_execution_options().get("contextkit_write"))
 
 
-def by_id(conn: Connection, id: str) -> ThreadState | None:
-    """The thread `id` whatever its owner (locked in a write transaction), or None."""
-    stmt = select(ThreadRow).where(ThreadRow.id == id)
+def by_id(conn: Connection, id: str, owner: str) -> ThreadState | None:
+    """The thread `id` of `owner` (locked in a write transaction), or None.
+
+    Ids are unique per owner: another owner's thread of the same id is another thread.
+    """
+    stmt = select(ThreadRow).where(ThreadRow.owner == owner, ThreadRow.id == id)
     if _writing(conn):
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).mappings().one_or_none()
     return None if row is None else ThreadState.from_row(row)
 
 
+def by_id_any_owner(conn: Connection, id: str) -> list[ThreadState]:
+    """Every owner's thread `id` (operators' tools), oldest first."""
+    stmt = select(ThreadRow).where(ThreadRow.id == id).order_by(ThreadRow.pk)
+    return [ThreadState.from_row(r) for r in conn.execute(stmt).mappings()]
+
+
 def locked(conn: Connection, ref: ThreadRef) -> ThreadState:
-    """Re-read the thread row (locking it in a write transaction), checking the owner."""
+    """Re-read the thread row (locking it in a write transaction); `NotFound` once deleted."""
     stmt = select(ThreadRow).where(ThreadRow.pk == ref.pk)
     if _writing(conn):
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).mappings().one_or_none()
-    if row is None or row["id"] != ref.id:  # a reused primary key is another thread
+    # a reused primary key is another thread, whatever its id and owner
+    if row is None or row["id"] != ref.id or row["owner"] != ref.owner:
         raise NotFound(f"thread {ref.id!r} was deleted")
-    if row["owner"] != ref.owner:
-        raise PermissionDenied(f"thread {ref.id!r} belongs to another owner")
     return ThreadState.from_row(row)
 
 
 def get_or_create(conn: Connection, id: str, owner: str, values: Mapping[str, Any]) -> ThreadState:
     """The thread `id` of `owner`, created with `values` if it does not exist; for an
     existing thread `values` must match the stored settings (`check_unchanged`)."""
-    state = by_id(conn, id)
+    state = by_id(conn, id, owner)
     if state is None:
         model = values.get("model")
         if model is None:
@@ -183,12 +192,8 @@ def get_or_create(conn: Connection, id: str, owner: str, values: Mapping[str, An
         }
         insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
         conn.execute(insert(THREADS).values(**new).on_conflict_do_nothing())
-        state = by_id(conn, id)
+        state = by_id(conn, id, owner)
         assert state is not None
-    if state.owner != owner:
-        raise PermissionDenied(
-            f"thread {id!r} belongs to another owner; open it with its owner's id"
-        )
     check_unchanged(state, values)
     return state
 
@@ -237,7 +242,7 @@ def update_settings(conn: Connection, state: ThreadState, values: Mapping[str, A
     )
     if "model" in changed:
         recount(conn, state.pk, spec)
-    new = by_id(conn, state.id)
+    new = by_id(conn, state.id, state.owner)
     assert new is not None
     return new
 
