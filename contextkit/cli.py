@@ -37,10 +37,12 @@ class _Ctx:
             self._store = contextkit.open(self.url)
         return self._store
 
-    def thread(self, thread_id: str) -> Any:
-        thread = self.store.admin_thread(thread_id)
+    def thread(self, thread_id: str, owner: str | None = None) -> Any:
+        """The thread `thread_id` (of `owner`; any owner's when only one has that id)."""
+        thread = self.store.admin_thread(thread_id, owner=owner)
         if thread is None:
-            raise NotFound(f"no thread {thread_id!r} in {self.store.url}")
+            of = "" if owner is None else f" of owner {owner!r}"
+            raise NotFound(f"no thread {thread_id!r}{of} in {self.store.url}")
         return thread
 
 
@@ -56,6 +58,11 @@ def _emit_json(value: Any) -> None:
 
 _json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON instead of a table."
+)
+_owner_option = click.option(
+    "--owner",
+    default=None,
+    help="The thread's owner (ids are unique per owner; needed when several share one).",
 )
 
 
@@ -125,19 +132,45 @@ def serve_fake(host: str, port: int) -> None:
     sys.exit(server_main(["--host", host, "--port", str(port)]))
 
 
+_DEEPSEEK_HOST = "api.deepseek.com"
+
+
+def _api_key(base_url: str) -> str:
+    """The key for `base_url`: DeepSeek's API needs $DEEPSEEK_API_KEY; another server (a
+    local or self-hosted one) gets a placeholder when none is set, as the SDK wants some key."""
+    import os
+    from urllib.parse import urlsplit
+
+    key = os.environ.get("DEEPSEEK_API_KEY")
+    if key:
+        return key
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == _DEEPSEEK_HOST or host.endswith("." + _DEEPSEEK_HOST):
+        raise click.UsageError(
+            f"{base_url} needs an API key: set DEEPSEEK_API_KEY (or pass --base-url of "
+            "another OpenAI-compatible server, or try `contextkit demo`, no key needed)"
+        )
+    return "unused"
+
+
 @cli.command("chat")
 @click.argument("thread_id")
-@click.option("--model", default="deepseek-v4-flash", show_default=True)
+@click.option("--model", default=None, help="Model of a new thread [default: deepseek-v4-flash].")
 @click.option("--owner", default="", help="Thread owner.")
 @click.option("--system", default=None, help="System prompt for a new thread.")
-@click.option("--base-url", default="https://api.deepseek.com", show_default=True)
+@click.option(
+    "--base-url",
+    default="https://api.deepseek.com",
+    show_default=True,
+    help="OpenAI-compatible API; only DeepSeek's own needs $DEEPSEEK_API_KEY.",
+)
 @click.option("--thinking/--no-thinking", default=None, help="Default: the model's.")
 @click.option("--max-tokens", default=4_096, show_default=True)
 @click.pass_obj
 def chat_cmd(
     obj: _Ctx,
     thread_id: str,
-    model: str,
+    model: str | None,
     owner: str,
     system: str | None,
     base_url: str,
@@ -147,16 +180,19 @@ def chat_cmd(
     """Chat in a terminal on a stored thread (API key from $DEEPSEEK_API_KEY).
 
     Replies stream (reasoning dimmed). Commands: /stats, /compact, /image PATH, /quit.
+    A bad image or a failed call prints an error and the chat goes on.
     """
-    import os
-
     import openai
 
     import contextkit
+    from contextkit.images import prepare_image
+    from contextkit.models import spec_for
 
-    key = os.environ.get("DEEPSEEK_API_KEY")
-    if not key:
-        raise click.UsageError("set DEEPSEEK_API_KEY (or try `contextkit demo`, no key needed)")
+    key = _api_key(base_url)
+    try:  # an existing thread keeps its settings; --model/--system must then match them
+        obj.store.get_thread(thread_id, owner=owner)
+    except NotFound:
+        model = model or "deepseek-v4-flash"
     thread = obj.store.thread(thread_id, model=model, owner=owner, system=system)
     conv = contextkit.Conversation(
         openai.OpenAI(base_url=base_url, api_key=key), thread, max_tokens=max_tokens
@@ -173,23 +209,35 @@ def chat_cmd(
             continue
         if line in ("/quit", "/exit"):
             break
-        if line == "/stats":
-            _emit_json(_stats_dict(thread.stats()))
-            continue
-        if line == "/compact":
-            summary = thread.compact()
-            console.print("compacted" if summary else "nothing to compact")
-            continue
-        if line.startswith("/image "):
-            images.append(line.removeprefix("/image ").strip())
-            console.print(f"[dim]{len(images)} image(s) attached to the next message[/]")
-            continue
-        stream = conv.send(line, images=images or None, thinking=thinking, stream=True)
-        images = []
-        for delta in stream:
-            style = "dim" if delta.kind == "reasoning" else None
-            console.print(delta.text, end="", style=style, highlight=False, markup=False)
-        console.print()
+        try:
+            if line == "/stats":
+                _emit_json(_stats_dict(thread.stats()))
+            elif line == "/compact":
+                summary = thread.compact()
+                console.print("compacted" if summary else "nothing to compact")
+            elif line.startswith("/image"):
+                path = line.removeprefix("/image").strip()
+                if not path:
+                    raise contextkit.ValidationError("usage: /image PATH")
+                # checked now, so a bad file is reported before the message it would go with
+                limits = spec_for(thread.model).image_limits
+                if limits is None:
+                    raise contextkit.ValidationError(f"model {thread.model} takes no images")
+                try:
+                    prepare_image(path, limits=limits)
+                except ContextKitError as exc:
+                    raise type(exc)(f"cannot attach {path}: {exc}") from None
+                images.append(path)
+                console.print(f"[dim]{len(images)} image(s) attached to the next message[/]")
+            else:
+                attached, images = images, []
+                stream = conv.send(line, images=attached or None, thinking=thinking, stream=True)
+                for delta in stream:
+                    style = "dim" if delta.kind == "reasoning" else None
+                    console.print(delta.text, end="", style=style, highlight=False, markup=False)
+                console.print()
+        except (ContextKitError, openai.OpenAIError) as exc:
+            console.print(f"error: {exc}", style="red", highlight=False, markup=False)
 
 
 @cli.group("threads")
@@ -243,11 +291,14 @@ def threads_ls(obj: _Ctx, owner: str | None, limit: int, as_json: bool) -> None:
 @click.argument("thread_id")
 @click.option("--last", default=20, show_default=True, help="Show the last N messages.")
 @click.option("--reasoning", is_flag=True, help="Show reasoning_content too.")
+@_owner_option
 @_json_option
 @click.pass_obj
-def threads_show(obj: _Ctx, thread_id: str, last: int, reasoning: bool, as_json: bool) -> None:
+def threads_show(
+    obj: _Ctx, thread_id: str, last: int, reasoning: bool, owner: str | None, as_json: bool
+) -> None:
     """Show a thread's settings and its latest messages."""
-    thread = obj.thread(thread_id)
+    thread = obj.thread(thread_id, owner)
     info = thread.info()
     start = max(0, info.message_count - last)
     messages = list(thread.messages(after=start))
@@ -296,10 +347,11 @@ def threads_show(obj: _Ctx, thread_id: str, last: int, reasoning: bool, as_json:
 @threads_group.command("delete")
 @click.argument("thread_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_owner_option
 @click.pass_obj
-def threads_delete(obj: _Ctx, thread_id: str, yes: bool) -> None:
+def threads_delete(obj: _Ctx, thread_id: str, yes: bool, owner: str | None) -> None:
     """Delete a thread and everything stored with it."""
-    thread = obj.thread(thread_id)
+    thread = obj.thread(thread_id, owner)
     if not yes:
         click.confirm(f"delete thread {thread_id!r} ({len(thread)} messages)?", abort=True)
     thread.delete()
@@ -316,15 +368,21 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
 
 @cli.command("stats")
 @click.argument("thread_id", required=False)
+@_owner_option
 @_json_option
 @click.pass_obj
-def stats_cmd(obj: _Ctx, thread_id: str | None, as_json: bool) -> None:
+def stats_cmd(obj: _Ctx, thread_id: str | None, owner: str | None, as_json: bool) -> None:
     """Usage, cache hits and cost: of one thread, or per thread for the whole store.
 
     Also the calibration learned from reported usage: per model and prompt structure, the
     tokens the provider counted beyond contextkit's count (a constant preamble shows here).
     """
-    threads = [obj.thread(thread_id)] if thread_id else list(obj.store.threads(all_owners=True))
+    if thread_id:
+        threads = [obj.thread(thread_id, owner)]
+    elif owner is not None:
+        threads = list(obj.store.threads(owner=owner))
+    else:
+        threads = list(obj.store.threads(all_owners=True))
     learned = {m: obj.store.calibration(m).as_dict() for m in sorted({t.model for t in threads})}
     rows = [
         {"thread": t.id, **_stats_dict(t.stats()), "calibration": learned[t.model]} for t in threads
@@ -370,20 +428,28 @@ def stats_cmd(obj: _Ctx, thread_id: str | None, as_json: bool) -> None:
 @click.argument("thread_ids", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Export every thread.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@_owner_option
 @click.pass_obj
 def export_cmd(
-    obj: _Ctx, thread_ids: tuple[str, ...], everything: bool, output: Path | None
+    obj: _Ctx,
+    thread_ids: tuple[str, ...],
+    everything: bool,
+    output: Path | None,
+    owner: str | None,
 ) -> None:
-    """Write threads as JSON lines (to stdout, or -o FILE): lossless, re-importable."""
+    """Write threads as JSON lines (to stdout, or -o FILE): lossless, re-importable.
+
+    With --owner: that owner's threads only (--all) or the named ids of that owner.
+    """
 
     if not thread_ids and not everything:
         raise click.UsageError("name threads to export, or pass --all")
 
     def records() -> Iterator[dict[str, Any]]:
         if everything:
-            yield from obj.store.export_records()
+            yield from obj.store.export_records(owner=owner)
         for thread_id in thread_ids:
-            yield from transfer.export_thread(obj.thread(thread_id).ref)
+            yield from transfer.export_thread(obj.thread(thread_id, owner).ref)
 
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
@@ -398,7 +464,8 @@ def export_cmd(
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
 def import_cmd(obj: _Ctx, path: Path) -> None:
-    """Import threads from an export file (JSON lines); existing thread ids are refused."""
+    """Import threads from an export file (JSON lines); a thread whose owner already has its
+    id is refused."""
     from rich.console import Console
     from rich.progress import Progress
 

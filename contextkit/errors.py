@@ -47,7 +47,11 @@ class ContextOverflowError(ContextKitError):
 
 
 class PermissionDeniedError(ContextKitError):
-    """The thread belongs to another owner."""
+    """Kept for compatibility; contextkit no longer raises it for threads.
+
+    Thread ids are unique per owner (revision 0007): another owner's id names a new thread
+    of yours, so a tenant guessing ids learns nothing. Code catching it keeps working.
+    """
 
 
 PermissionDenied = PermissionDeniedError

@@ -1,8 +1,8 @@
 """A support chatbot serving many users: one stored thread per user conversation.
 
-Shows how `owner=` keeps users apart (opening another user's thread raises
-`contextkit.PermissionDenied`), how interleaved users share one store, and what each user's
-conversation cost (`thread.stats()`: calls, prompt-cache hit ratio, USD).
+Shows how `owner=` keeps users apart (thread ids are per owner: another user's id names
+no thread of yours, `contextkit.NotFound`), how interleaved users share one store, and what
+each user's conversation cost (`thread.stats()`: calls, prompt-cache hit ratio, USD).
 
     python examples/chatbot.py                        # local DeepSeek-compatible server
     DEEPSEEK_API_KEY=sk-... python examples/chatbot.py  # the real DeepSeek API
@@ -89,9 +89,9 @@ def main() -> None:
 
         print("\nOwner isolation:")
         try:
-            store.thread("alice-conv-1", owner="bob")
-        except contextkit.PermissionDenied as exc:
-            print(f"  bob opening alice's thread -> PermissionDenied: {exc}")
+            store.get_thread("alice-conv-1", owner="bob")
+        except contextkit.NotFound as exc:
+            print(f"  bob asking for alice's thread id -> NotFound: {exc}")
         mine = [t.id for t in store.threads(owner="bob")]
         print(f"  bob's threads: {mine}")
 

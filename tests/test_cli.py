@@ -247,3 +247,107 @@ def test_stats_of_a_thread_whose_model_this_process_does_not_know(tmp_path: Path
     stats = json.loads(run("stats", "mine", "--json", url=url).stdout)
     assert stats["messages"] == 1 and stats["calibration"] == {}
     assert "mine" in run("stats", url=url).stdout
+
+
+def _chat(
+    tmp_path: Path, stdin: str, *args: str, key: str | None = "test"
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CONTEXTKIT_URL": f"sqlite:///{tmp_path / 'chat.db'}", "COLUMNS": "200"}
+    env.pop("DEEPSEEK_API_KEY", None)
+    if key is not None:
+        env["DEEPSEEK_API_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-m", "contextkit", "chat", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_chat_reports_a_bad_image_and_stays_in_the_repl(tmp_path: Path, deepseek):
+    """A missing file or a file that is no image is an error line, not the end of the chat,
+    and nothing of it reaches the thread; the next message is answered."""
+    not_an_image = tmp_path / "notes.txt"
+    not_an_image.write_text("just text, not pixels\n")
+    stdin = (
+        f"/image {tmp_path / 'missing.png'}\n/image {not_an_image}\nhello there\n/stats\n/quit\n"
+    )
+    out = _chat(tmp_path, stdin, "t1", "--base-url", deepseek.base_url)
+    assert out.returncode == 0, out.stderr
+    assert "missing.png" in out.stdout and "notes.txt" in out.stdout
+    assert out.stdout.count("error:") == 2
+    assert "Echo" in out.stdout and '"calls": 1' in out.stdout
+    store = contextkit.open(f"sqlite:///{tmp_path / 'chat.db'}")
+    thread = store.get_thread("t1")
+    messages = list(thread.messages())
+    assert [m.role.value for m in messages] == ["user", "assistant"]
+    assert messages[0].content == "hello there"
+    store.close()
+
+
+def test_chat_with_another_base_url_needs_no_api_key(tmp_path: Path, deepseek):
+    out = _chat(tmp_path, "hello there\n/quit\n", "t1", "--base-url", deepseek.base_url, key=None)
+    assert out.returncode == 0, out.stderr
+    assert "Echo" in out.stdout
+    assert deepseek.requests[-1].status == 200
+
+
+@pytest.mark.parametrize("base_url", [None, "https://api.deepseek.com/v1"])
+def test_chat_with_deepseeks_url_requires_the_api_key(tmp_path: Path, base_url):
+    args = ["t1"] + (["--base-url", base_url] if base_url else [])
+    out = _chat(tmp_path, "hello\n/quit\n", *args, key=None)
+    assert out.returncode == 2
+    assert "DEEPSEEK_API_KEY" in out.stderr and "api.deepseek.com" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "chat.db").exists()  # refused before anything was written
+
+
+def test_chat_opens_an_existing_thread_with_its_own_settings(tmp_path: Path, deepseek):
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    store = contextkit.open(url)
+    store.thread("pro", model="deepseek-v4-pro", owner="ann", system="Be brief.")
+    store.close()
+    out = _chat(
+        tmp_path, "hello\n/quit\n", "pro", "--owner", "ann", "--base-url", deepseek.base_url
+    )
+    assert out.returncode == 0, out.stderr
+    assert deepseek.requests[-1].body["model"] == "deepseek-v4-pro"
+    changed = _chat(tmp_path, "/quit\n", "pro", "--owner", "ann", "--system", "Other.")
+    assert changed.returncode == 1 and "thread.update" in changed.stderr
+    store = contextkit.open(url)
+    thread = store.get_thread("pro", owner="ann")
+    assert (thread.model, thread.system, len(thread)) == ("deepseek-v4-pro", "Be brief.", 2)
+    store.close()
+
+
+def test_threads_are_named_by_owner_and_id(tmp_path: Path):
+    """Two owners' threads of one id: commands need --owner, export/import keeps both."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    store = contextkit.open(url)
+    for owner in ("alice", "bob"):
+        store.thread("t", model="deepseek-v4-flash", owner=owner).append(
+            {"role": "user", "content": f"{owner} wrote this"}
+        )
+    store.close()
+    ambiguous = run("threads", "show", "t", url=url, check=False)
+    assert ambiguous.returncode == 1 and "--owner" in ambiguous.stderr
+    assert "Traceback" not in ambiguous.stderr
+    shown = json.loads(run("threads", "show", "t", "--owner", "bob", "--json", url=url).stdout)
+    assert shown["owner"] == "bob" and shown["last"][0]["content"] == "bob wrote this"
+    assert (
+        json.loads(run("stats", "t", "--owner", "alice", "--json", url=url).stdout)["messages"] == 1
+    )
+    dump = tmp_path / "dump.jsonl"
+    run("export", "--all", "-o", str(dump), url=url)
+    only_bob = run("export", "t", "--owner", "bob", url=url).stdout
+    assert '"owner":"bob"' in only_bob.replace(" ", "") and "alice" not in only_bob
+    other = f"sqlite:///{tmp_path / 'b.db'}"
+    assert "imported 2 thread(s)" in run("import", str(dump), url=other).stdout
+    again = run("import", str(dump), url=other, check=False)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    run("threads", "delete", "t", "--owner", "alice", "--yes", url=other)
+    store = contextkit.open(other)
+    assert [(t.owner, len(t)) for t in store.threads(all_owners=True)] == [("bob", 1)]
+    store.close()

@@ -154,7 +154,7 @@ def test_chatbot(tmp_path):
     asked = [line.split("]")[0][1:] for line in lines if line.startswith("[")]
     assert asked == list(users) * 4  # interleaved: every user once per round
     assert sum(line.startswith("    bot: ") for line in lines) == 12
-    assert "bob opening alice's thread -> PermissionDenied" in out
+    assert "bob asking for alice's thread id -> NotFound: no thread 'alice-conv-1' of owner" in out
     assert "bob's threads: ['bob-conv-1']" in out
     for user in users:
         stats = next(line for line in lines if line.startswith(f"  {user:<6} calls="))
@@ -163,7 +163,7 @@ def test_chatbot(tmp_path):
         assert {t.owner for t in store.threads(all_owners=True)} == set(users)
         thread = store.thread("carol-conv-1", owner="carol")
         assert len(thread) == 8 and thread.stats().cache_hit_tokens > 0
-        with pytest.raises(contextkit.PermissionDenied):
+        with pytest.raises(contextkit.NotFound):  # ids are per owner
             store.get_thread("carol-conv-1", owner="alice")
 
 

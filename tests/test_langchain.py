@@ -154,7 +154,7 @@ def test_clear_recreates_the_thread_empty_with_its_settings(store: contextkit.St
     )
     original = history.thread
     history.add_messages(_tool_turn())
-    store.thread("t", owner="bob", system="Changed elsewhere.")  # clear keeps current settings
+    store.thread("t", owner="bob").update(system="Changed elsewhere.")  # clear keeps these
     history.clear()
     assert history.messages == []
     fresh = store.thread("t", owner="bob")
@@ -203,8 +203,9 @@ def test_from_store_keeps_the_model_with_none(sqlite_store: contextkit.Store) ->
     sqlite_store.thread("t", model="deepseek-v4-pro")
     history = ContextKitChatMessageHistory.from_store(sqlite_store, "t", model=None)
     assert history.thread.model == "deepseek-v4-pro"
-    with pytest.raises(ValidationError, match="pass model="):
-        ContextKitChatMessageHistory.from_store(sqlite_store, "missing", model=None)
+    # a missing thread gets the default model (model=None only means "keep" for existing ones)
+    fresh = ContextKitChatMessageHistory.from_store(sqlite_store, "missing", model=None)
+    assert fresh.thread.model == "deepseek-v4-flash"
 
 
 # --- the message mapping --------------------------------------------------------------------
@@ -480,3 +481,14 @@ def test_window_stays_within_a_small_budget(store: contextkit.Store) -> None:
     assert again[:-1] == window
     assert again[-1] == SystemMessage("It is Monday.")
     assert len(history.thread) == 60
+
+
+def test_from_store_opens_an_existing_thread_as_it_is(store: contextkit.Store) -> None:
+    """The default model only applies to a new thread; other settings must match."""
+    store.thread("pro", model="deepseek-v4-pro", owner="bob", system="Be brief.")
+    history = ContextKitChatMessageHistory.from_store(store, "pro", owner="bob")
+    assert (history.thread.model, history.thread.system) == ("deepseek-v4-pro", "Be brief.")
+    with pytest.raises(contextkit.ValidationError, match=r"thread\.update"):
+        ContextKitChatMessageHistory.from_store(store, "pro", owner="bob", system="Other.")
+    fresh = ContextKitChatMessageHistory.from_store(store, "new", owner="bob")
+    assert fresh.thread.model == "deepseek-v4-flash"

@@ -18,6 +18,7 @@ from conftest import Database
 import contextkit
 from contextkit.db import migrate
 from contextkit.db.schema import Base
+from contextkit.errors import ValidationError
 
 
 def test_open_in_an_empty_directory_creates_the_database(tmp_path: Path) -> None:
@@ -189,7 +190,7 @@ def test_upgrade_from_0001_fills_window_bookkeeping(database: Database) -> None:
         engine.dispose()
 
 
-@pytest.mark.parametrize("revision", ["0005", "0004", "0003", "0002", "0001"])
+@pytest.mark.parametrize("revision", ["0006", "0005", "0004", "0003", "0002", "0001"])
 def test_data_survives_a_round_trip_through_each_older_revision(
     database: Database, revision: str
 ) -> None:
@@ -252,3 +253,57 @@ def test_data_survives_a_round_trip_through_each_older_revision(
         assert prompt.prompt_tokens == contextkit.count_messages(prompt.to_list())
     finally:
         store.close()
+
+
+def _unique_sets(engine: sa.Engine) -> set[tuple[str, ...]]:
+    inspector = sa.inspect(engine)
+    found = {tuple(c["column_names"]) for c in inspector.get_unique_constraints("threads")}
+    found |= {tuple(i["column_names"]) for i in inspector.get_indexes("threads") if i["unique"]}
+    return found
+
+
+def test_0007_makes_thread_ids_unique_per_owner_and_back(database: Database) -> None:
+    """Upgrade keeps existing threads; downgrade restores the store-wide unique id, and
+    refuses, changing nothing, while two owners share an id."""
+    engine = database.engine()
+    try:
+        migrate.upgrade(engine, "0006")
+        assert ("id",) in _unique_sets(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO threads (id, owner, model, max_context_tokens, metadata,"
+                    " last_seq, total_tokens, created_at, updated_at) VALUES ('t', 'alice',"
+                    " 'deepseek-v4-flash', 4000, '{}', 0, 0, :now, :now)"
+                ),
+                {"now": "2026-12-01 10:00:00"},
+            )
+        migrate.upgrade(engine)
+        assert ("id", "owner") in _unique_sets(engine) and ("id",) not in _unique_sets(engine)
+    finally:
+        engine.dispose()
+    store = contextkit.open(database.url)
+    try:
+        store.get_thread("t", owner="alice").append({"role": "user", "content": "hi"})
+        store.thread("t", model="deepseek-v4-flash", owner="bob")
+        with pytest.raises(ValidationError, match="exists"):  # still unique per owner
+            store.thread("t", model="deepseek-v4-pro", owner="bob")
+    finally:
+        store.close()
+    engine = database.engine()
+    try:
+        with pytest.raises(RuntimeError, match=r"'t' \(2 owners\)"):
+            migrate.downgrade(engine, "0006")
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM threads")).scalar_one() == 2
+            assert conn.execute(sa.text("SELECT count(*) FROM messages")).scalar_one() == 1
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM threads WHERE owner = 'bob'"))
+        migrate.downgrade(engine, "0006")
+        assert migrate.current_revision(engine) == "0006"
+        assert ("id",) in _unique_sets(engine)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM messages")).scalar_one() == 1
+    finally:
+        engine.dispose()

@@ -213,3 +213,21 @@ def test_a_model_must_name_its_chat_template() -> None:
             default_context_tokens=8_192,
             template=object(),  # type: ignore[arg-type]
         )
+
+
+@pytest.mark.parametrize("legacy", ["deepseek-chat", "deepseek-reasoner"])
+def test_retired_id_warns_once_per_call(sqlite_store, legacy):
+    """Creating a thread on a retired id, or counting with one, warns exactly once."""
+    calls = {
+        "thread": lambda: sqlite_store.thread(f"t-{legacy}", model=legacy),
+        "reopen": lambda: sqlite_store.thread(f"t-{legacy}", model=legacy),
+        "get_model": lambda: get_model(legacy),
+        "count_tokens": lambda: contextkit.count_tokens("hi", model=legacy),
+    }
+    for name, call in calls.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        deprecations = [w for w in caught if issubclass(w.category, DeprecationWarning)]
+        assert len(deprecations) == 1, (name, [str(w.message) for w in deprecations])
+        assert "retired on 2026-07-24" in str(deprecations[0].message)

@@ -8,7 +8,7 @@ import pytest
 from conftest import table_counts
 
 import contextkit
-from contextkit import Message, NotFound, PermissionDenied, ValidationError
+from contextkit import Message, NotFound, ValidationError
 
 
 def test_thread_get_or_create(store: contextkit.Store) -> None:
@@ -27,14 +27,40 @@ def test_creating_needs_a_model(store: contextkit.Store) -> None:
     assert table_counts(store)["threads"] == 0
 
 
-def test_settings_given_again_update_the_thread(store: contextkit.Store) -> None:
-    store.thread("s", model="deepseek-v4-flash", system="v1", max_context_tokens=8_000)
-    t = store.thread("s", system="v2", metadata={"plan": "pro", "n": [1, 2]})
-    assert (t.system, t.max_context_tokens, dict(t.metadata)) == (
-        "v2",
-        8_000,
-        {"plan": "pro", "n": [1, 2]},
-    )
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"system": "v2"},
+        {"model": "deepseek-v4-pro"},
+        {"max_context_tokens": 16_000},
+        {"metadata": {"plan": "pro"}},
+    ],
+    ids=lambda c: next(iter(c)),
+)
+def test_get_or_create_never_changes_an_existing_thread(
+    store: contextkit.Store, changed: dict[str, object]
+) -> None:
+    """Opening with other settings is refused, names `thread.update`, and writes nothing."""
+    settings: dict[str, object] = {
+        "model": "deepseek-v4-flash",
+        "system": "v1",
+        "max_context_tokens": 8_000,
+        "metadata": {"plan": "free"},
+    }
+    t = store.thread("s", owner="alice", **settings)  # type: ignore[arg-type]
+    before = t.info()
+    (name,) = changed
+    with pytest.raises(ValidationError, match=rf"thread.update\({name}=") as err:
+        store.thread("s", owner="alice", **{**settings, **changed})  # type: ignore[arg-type]
+    assert "exists with other settings" in str(err.value)
+    assert store.get_thread("s", owner="alice").info() == before
+    # the same settings, or none, open it as it is
+    assert store.thread("s", owner="alice", **settings).info() == before  # type: ignore[arg-type]
+    assert store.thread("s", owner="alice").info() == before
+    # changing is what update() is for
+    info = t.update(**changed)  # type: ignore[arg-type]
+    assert getattr(info, name) == changed[name]
+    assert store.thread("s", owner="alice", **changed).info() == info  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -71,25 +97,47 @@ def test_unknown_model_rejected(store: contextkit.Store) -> None:
 
 
 def test_owner_isolation(store: contextkit.Store) -> None:
-    alice = store.thread("shared-id", model="deepseek-v4-flash", owner="alice")
+    """Ids are unique per owner: another owner's id names another thread, so guessing ids
+    reveals nothing (no PermissionDenied that would confirm the id exists)."""
+    alice = store.thread("shared-id", model="deepseek-v4-flash", owner="alice", system="A")
     alice.append({"role": "user", "content": "my secret order is 5512"})
     store.thread("bob-1", model="deepseek-v4-flash", owner="bob").append(
         {"role": "user", "content": "bob here"}
     )
-    with pytest.raises(PermissionDenied):
-        store.thread("shared-id", owner="bob")
-    with pytest.raises(PermissionDenied):
-        store.thread("shared-id", model="deepseek-v4-flash", owner="bob")
-    with pytest.raises(PermissionDenied):
+    # bob asking for alice's id is told what he would be told for any unknown id
+    with pytest.raises(NotFound) as bobs:
         store.get_thread("shared-id", owner="bob")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound) as unknown:
+        store.get_thread("never-used", owner="bob")
+    assert str(bobs.value).replace("shared-id", "X") == str(unknown.value).replace(
+        "never-used", "X"
+    )
+    with pytest.raises(ValidationError, match="pass model="):
+        store.thread("shared-id", owner="bob")
+    with pytest.raises(NotFound):
         store.get_thread("shared-id")  # the anonymous owner is an owner too
-    assert [t.id for t in store.threads(owner="bob")] == ["bob-1"]
+    # bob's own "shared-id" is a new, empty thread with his settings
+    bobs_shared = store.thread("shared-id", model="deepseek-v4-pro", owner="bob")
+    assert (bobs_shared.owner, bobs_shared.model, bobs_shared.system, len(bobs_shared)) == (
+        "bob",
+        "deepseek-v4-pro",
+        None,
+        0,
+    )
+    bobs_shared.append({"role": "user", "content": "bob's own"})
+    assert {t.id for t in store.threads(owner="bob")} == {"bob-1", "shared-id"}
     assert [t.id for t in store.threads(owner="alice")] == ["shared-id"]
     assert list(store.threads(owner="mallory")) == []
-    assert {t.id for t in store.threads(all_owners=True)} == {"shared-id", "bob-1"}
-    # bob's failed attempts wrote nothing and changed nothing of alice's
+    assert len(list(store.threads(all_owners=True))) == 3
     assert [m.content for m in alice.messages()] == ["my secret order is 5512"]
+    assert [m.content for m in store.get_thread("shared-id", owner="bob").messages()] == [
+        "bob's own"
+    ]
+    # deleting bob's leaves alice's alone
+    bobs_shared.delete()
+    assert [m.content for m in store.get_thread("shared-id", owner="alice").messages()] == [
+        "my secret order is 5512"
+    ]
     assert table_counts(store) == {
         "threads": 2,
         "messages": 2,
@@ -98,6 +146,16 @@ def test_owner_isolation(store: contextkit.Store) -> None:
         "calibrations": 0,
         "summaries": 0,
     }
+
+
+def test_operators_name_the_owner_when_an_id_is_shared(store: contextkit.Store) -> None:
+    store.thread("t", model="deepseek-v4-flash", owner="alice")
+    assert store.admin_thread("t").owner == "alice"  # type: ignore[union-attr]
+    store.thread("t", model="deepseek-v4-flash", owner="bob")
+    with pytest.raises(ValidationError, match="2 owners have a thread 't'"):
+        store.admin_thread("t")
+    assert store.admin_thread("t", owner="bob").owner == "bob"  # type: ignore[union-attr]
+    assert store.admin_thread("t", owner="carol") is None
 
 
 def test_sql_looking_ids_and_owners_are_just_strings(store: contextkit.Store) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     false,
     text,
 )
@@ -106,7 +107,8 @@ class ThreadRow(Base):
     __tablename__ = "threads"
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(255), unique=True)
+    id: Mapped[str] = mapped_column(String(255))
+    """Unique per owner, not globally (revision 0007): (id, owner) names a thread."""
     owner: Mapped[str] = mapped_column(String(255), default="")
     model: Mapped[str] = mapped_column(String(128))
     system: Mapped[str | None] = mapped_column(Text)
@@ -128,7 +130,11 @@ class ThreadRow(Base):
     summary_n: Mapped[int] = mapped_column(Integer, server_default="0")
     """Number of the summary in force (0: none); the optimistic check of compaction."""
 
-    __table_args__ = (Index(None, "owner", "updated_at"),)
+    __table_args__ = (
+        Index(None, "owner", "updated_at"),
+        # id first: the operators' lookup by id alone uses it too
+        UniqueConstraint("id", "owner"),
+    )
 
 
 class MessageRow(Base):

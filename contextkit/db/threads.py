@@ -1,5 +1,5 @@
-"""Thread rows: get-or-create, the owner-checked locked read every operation starts with,
-settings changes, listing and deletion.
+"""Thread rows: get-or-create, the locked read every operation starts with, settings
+changes, listing and deletion. A thread is named by (owner, id): every lookup filters by owner.
 
 Rows leave this module as `ThreadState` values, so no caller indexes a row mapping or
 reaches into another module's privates to learn a thread's bookkeeping.
@@ -27,14 +27,16 @@ from contextkit.db.schema import (
     ToolCallRow,
     utcnow,
 )
-from contextkit.errors import NotFound, PermissionDenied, ValidationError
-from contextkit.models import get_model, spec_for
+from contextkit.errors import NotFound, ValidationError
+from contextkit.models import spec_for
 from contextkit.types import ThreadInfo
 
 __all__ = [
     "ThreadRef",
     "ThreadState",
     "by_id",
+    "by_id_any_owner",
+    "check_unchanged",
     "delete_thread",
     "get_or_create",
     "locked",
@@ -133,31 +135,40 @@ def _writing(conn: Connection) -> bool:
     return bool(conn.get_execution_options().get("contextkit_write"))
 
 
-def by_id(conn: Connection, id: str) -> ThreadState | None:
-    """The thread `id` whatever its owner (locked in a write transaction), or None."""
-    stmt = select(ThreadRow).where(ThreadRow.id == id)
+def by_id(conn: Connection, id: str, owner: str) -> ThreadState | None:
+    """The thread `id` of `owner` (locked in a write transaction), or None.
+
+    Ids are unique per owner: another owner's thread of the same id is another thread.
+    """
+    stmt = select(ThreadRow).where(ThreadRow.owner == owner, ThreadRow.id == id)
     if _writing(conn):
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).mappings().one_or_none()
     return None if row is None else ThreadState.from_row(row)
 
 
+def by_id_any_owner(conn: Connection, id: str) -> list[ThreadState]:
+    """Every owner's thread `id` (operators' tools), oldest first."""
+    stmt = select(ThreadRow).where(ThreadRow.id == id).order_by(ThreadRow.pk)
+    return [ThreadState.from_row(r) for r in conn.execute(stmt).mappings()]
+
+
 def locked(conn: Connection, ref: ThreadRef) -> ThreadState:
-    """Re-read the thread row (locking it in a write transaction), checking the owner."""
+    """Re-read the thread row (locking it in a write transaction); `NotFound` once deleted."""
     stmt = select(ThreadRow).where(ThreadRow.pk == ref.pk)
     if _writing(conn):
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).mappings().one_or_none()
-    if row is None or row["id"] != ref.id:  # a reused primary key is another thread
+    # a reused primary key is another thread, whatever its id and owner
+    if row is None or row["id"] != ref.id or row["owner"] != ref.owner:
         raise NotFound(f"thread {ref.id!r} was deleted")
-    if row["owner"] != ref.owner:
-        raise PermissionDenied(f"thread {ref.id!r} belongs to another owner")
     return ThreadState.from_row(row)
 
 
 def get_or_create(conn: Connection, id: str, owner: str, values: Mapping[str, Any]) -> ThreadState:
-    """The thread `id` of `owner` with `values` applied, created if it does not exist."""
-    state = by_id(conn, id)
+    """The thread `id` of `owner`, created with `values` if it does not exist; for an
+    existing thread `values` must match the stored settings (`check_unchanged`)."""
+    state = by_id(conn, id, owner)
     if state is None:
         model = values.get("model")
         if model is None:
@@ -170,8 +181,9 @@ def get_or_create(conn: Connection, id: str, owner: str, values: Mapping[str, An
             "owner": owner,
             "model": model,
             "system": values.get("system"),
+            # the caller validated `model` (and warned about a retired id) already
             "max_context_tokens": values.get("max_context_tokens")
-            or get_model(model).default_context_tokens,
+            or spec_for(model).default_context_tokens,
             "metadata": values.get("metadata", {}),
             "last_seq": 0,
             "total_tokens": 0,
@@ -180,13 +192,33 @@ def get_or_create(conn: Connection, id: str, owner: str, values: Mapping[str, An
         }
         insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
         conn.execute(insert(THREADS).values(**new).on_conflict_do_nothing())
-        state = by_id(conn, id)
+        state = by_id(conn, id, owner)
         assert state is not None
-    if state.owner != owner:
-        raise PermissionDenied(
-            f"thread {id!r} belongs to another owner; open it with its owner's id"
+    check_unchanged(state, values)
+    return state
+
+
+def _stored(state: ThreadState) -> dict[str, Any]:
+    return {
+        "model": state.model,
+        "system": state.system,
+        "max_context_tokens": state.max_context_tokens,
+        "metadata": state.metadata,
+    }
+
+
+def check_unchanged(state: ThreadState, values: Mapping[str, Any]) -> None:
+    """Refuse settings that differ from an existing thread's: get-or-create never changes
+    a thread behind its other users' backs (`Thread.update` does, on purpose)."""
+    stored = _stored(state)
+    changed = [k for k, v in values.items() if stored[k] != v]
+    if changed:
+        shown = ", ".join(f"{k}={stored[k]!r:.60} (given {values[k]!r:.60})" for k in changed)
+        raise ValidationError(
+            f"thread {state.id!r} exists with other settings: {shown}. store.thread() only "
+            f"opens it: call thread.update({', '.join(f'{k}=...' for k in changed)}) to change "
+            "them, or leave them out to open the thread as it is"
         )
-    return update_settings(conn, state, values)
 
 
 def update_settings(conn: Connection, state: ThreadState, values: Mapping[str, Any]) -> ThreadState:
@@ -194,12 +226,7 @@ def update_settings(conn: Connection, state: ThreadState, values: Mapping[str, A
 
     Runs inside the caller's write transaction, so a failure changes nothing.
     """
-    from_state = {
-        "model": state.model,
-        "system": state.system,
-        "max_context_tokens": state.max_context_tokens,
-        "metadata": state.metadata,
-    }
+    from_state = _stored(state)
     changed = {k: v for k, v in values.items() if from_state[k] != v}
     if not changed:
         return state
@@ -215,7 +242,7 @@ def update_settings(conn: Connection, state: ThreadState, values: Mapping[str, A
     )
     if "model" in changed:
         recount(conn, state.pk, spec)
-    new = by_id(conn, state.id)
+    new = by_id(conn, state.id, state.owner)
     assert new is not None
     return new
 

@@ -162,8 +162,10 @@ def _import_thread(
         max_context_tokens=header.get("max_context_tokens"),
         metadata=header.get("metadata"),
     )
-    if db.read(engine, lambda conn: threads.by_id(conn, thread_id)) is not None:
-        raise ValidationError(f"thread {thread_id!r} already exists; delete it first")
+    if db.read(engine, lambda conn: threads.by_id(conn, thread_id, owner)) is not None:
+        raise ValidationError(
+            f"thread {thread_id!r} of owner {owner!r} already exists; delete it first"
+        )
     items = []
     keys: set[str] = set()
     for expected, record in enumerate(parts["message"], 1):
@@ -192,8 +194,10 @@ def _import_thread(
     }
 
     def txn(conn: Connection) -> None:
-        if threads.by_id(conn, thread_id) is not None:
-            raise ValidationError(f"thread {thread_id!r} already exists; delete it first")
+        if threads.by_id(conn, thread_id, owner) is not None:
+            raise ValidationError(
+                f"thread {thread_id!r} of owner {owner!r} already exists; delete it first"
+            )
         state = threads.get_or_create(conn, thread_id, owner, values)
         _fill(conn, state, items, rows)
 

@@ -117,17 +117,21 @@ class ContextKitChatMessageHistory(BaseChatMessageHistory):
         store: Store,
         thread_id: str,
         *,
-        model: str | None = "deepseek-v4-flash",
+        model: str | None = None,
         owner: str = "",
         **thread_settings: Any,
     ) -> ContextKitChatMessageHistory:
         """The history of thread `thread_id` in `store`, created if it does not exist.
 
         Same rules as `Store.thread()`: `thread_settings` are `system`,
-        `max_context_tokens` and `metadata`, and settings given here replace the stored
-        ones — including `model`; pass `model=None` to keep an existing thread's model
-        (the thread must then exist).
+        `max_context_tokens` and `metadata`; for an existing thread, settings given here must
+        equal the stored ones (change them with `history.thread.update(...)`). A new thread
+        gets `model`, default "deepseek-v4-flash"; an existing one keeps its model.
         """
+        try:
+            store.get_thread(thread_id, owner=owner)
+        except NotFound:
+            model = model or "deepseek-v4-flash"
         return cls(store.thread(thread_id, model=model, owner=owner, **thread_settings))
 
     def __repr__(self) -> str:

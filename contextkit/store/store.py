@@ -11,7 +11,7 @@ from contextkit._validators import check_int
 from contextkit.db import calls, migrate, threads, transfer
 from contextkit.db import engine as db
 from contextkit.db.engine import URL, Engine
-from contextkit.errors import NotFound, PermissionDenied, UnknownModelError
+from contextkit.errors import NotFound, UnknownModelError, ValidationError
 from contextkit.models import spec_for
 from contextkit.policy import CompactionPolicy
 from contextkit.settings import check_owner, thread_settings
@@ -69,11 +69,12 @@ class Store:
         max_context_tokens: int | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Thread:
-        """Get the thread `id`, creating it if it does not exist.
+        """Get the thread `id` of `owner`, creating it if it does not exist.
 
-        Creating needs `model`. For an existing thread, settings passed here that differ
-        from the stored ones are updated (the caller's configuration wins); settings left
-        at None are kept. A thread of another owner raises `PermissionDenied`.
+        Ids are unique per owner: another owner's thread of the same id is another thread,
+        never revealed. Creating needs `model`. Opening never changes an existing thread:
+        settings passed here must equal the stored ones (or be left at None), else
+        `ValidationError`; change them with `thread.update(...)`.
         """
         check_id(id, "thread id")
         owner = check_owner(owner)
@@ -84,24 +85,32 @@ class Store:
         return Thread(self, state)
 
     def get_thread(self, id: str, *, owner: str = "") -> Thread:
-        """The existing thread `id`; `NotFound` if there is none, never creates."""
+        """The existing thread `id` of `owner`; `NotFound` if there is none, never creates."""
         check_id(id, "thread id")
         owner = check_owner(owner)
-        state = db.read(self.engine, partial(threads.by_id, id=id))
+        state = db.read(self.engine, partial(threads.by_id, id=id, owner=owner))
         if state is None:
-            raise NotFound(f"no thread {id!r}")
-        if state.owner != owner:
-            raise PermissionDenied(f"thread {id!r} belongs to another owner")
+            raise NotFound(f"no thread {id!r} of owner {owner!r}")
         return Thread(self, state)
 
-    def admin_thread(self, id: str) -> Thread | None:
-        """The thread `id` whatever its owner, or None: for operators' tools (CLI, export).
-
-        Applications should use `thread()` / `get_thread()`, which enforce the owner.
+    def admin_thread(self, id: str, *, owner: str | None = None) -> Thread | None:
+        """The thread `id` (of `owner`, or of whichever owner has one), or None: for
+        operators' tools (CLI, export). `ValidationError` if several owners have an `id`
+        and no `owner` is given. Applications use `thread()` / `get_thread()`.
         """
         check_id(id, "thread id")
-        state = db.read(self.engine, partial(threads.by_id, id=id))
-        return None if state is None else Thread(self, state)
+        if owner is not None:
+            owner = check_owner(owner)
+            state = db.read(self.engine, partial(threads.by_id, id=id, owner=owner))
+            return None if state is None else Thread(self, state)
+        found = db.read(self.engine, partial(threads.by_id_any_owner, id=id))
+        if len(found) > 1:
+            owners = ", ".join(repr(s.owner) for s in found[:5])
+            raise ValidationError(
+                f"{len(found)} owners have a thread {id!r} ({owners}); name the owner "
+                "(owner=..., or --owner on the command line)"
+            )
+        return Thread(self, found[0]) if found else None
 
     def threads(
         self, *, owner: str = "", all_owners: bool = False, page_size: int = 200

@@ -1,0 +1,44 @@
+"""The README's code runs as written (against the local server instead of DeepSeek's)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from contextkit.testing.server import ScriptedReply
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _python_block(heading: str) -> str:
+    """The first ```python block under the `## heading` section of the README."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, f"no python block under {heading!r}"
+    return match.group(1)
+
+
+def test_quickstart_streams_reasoning_and_answer_apart(tmp_path: Path, deepseek) -> None:
+    code = _python_block("Quickstart").replace("https://api.deepseek.com", deepseek.base_url)
+    deepseek.script(
+        ScriptedReply("Order 5512 shipped yesterday."),
+        ScriptedReply("It arrives on Friday.", reasoning="Shipped yesterday, two days."),
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CONTEXTKIT_URL"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    reasoning = lines.index("[reasoning] Shipped yesterday, two days.")
+    assert lines[reasoning + 1] == "[content] It arrives on Friday."
+    assert deepseek.pending_replies == 0
