@@ -213,7 +213,10 @@ def prepare(
             attempted = True
             if snap.pressure > policy.high_water * budget:
                 if snap.compactable:
-                    room = budget - snap.floor - int(budget * policy.keep_recent)
+                    # the summary must leave the prompt below the high-water mark, or the
+                    # next build compacts again (rare, large steps)
+                    room = int(budget * policy.high_water) - snap.floor
+                    room -= int(budget * policy.keep_recent)
                     compacted = _compact(
                         ref, summarizer or defaults[1], policy, max_tokens, max(room, 16)
                     )

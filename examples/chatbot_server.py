@@ -16,8 +16,9 @@ server (it echoes), started in this process. The API:
 
     curl -N -H 'X-User: alice' -d '{"message": "Hi!"}' localhost:8000/chat/trip-1
 
-The user from `X-User` is the thread's `owner=`: a conversation belongs to the user who
-started it, and another user's request for it gets 403 (`contextkit.PermissionDenied`).
+The user from `X-User` is the thread's `owner=`, and thread ids are unique per owner: a
+conversation id names one of this user's conversations, so another user's id reveals
+nothing (404, or a new conversation of one's own when posting to it).
 In a real app the user comes from your authentication, not from a header the client sets.
 
 The endpoints are plain `def` functions, so FastAPI runs them (and the streamed body) in its
@@ -105,8 +106,6 @@ def create_app(url: str, client: openai.OpenAI, *, max_tokens: int = 400) -> Fas
             if create:
                 return store.thread(conversation_id, model=MODEL, owner=user, system=SYSTEM)
             return store.get_thread(conversation_id, owner=user)
-        except contextkit.PermissionDeniedError:
-            raise HTTPException(403, "this conversation belongs to another user") from None
         except contextkit.NotFoundError:
             raise HTTPException(404, f"no conversation {conversation_id!r}") from None
         except contextkit.ValidationError as exc:

@@ -264,13 +264,11 @@ def test_chatbot_server(database):
             for i, user in enumerate(USERS):
                 other = USERS[(i + 1) % len(USERS)]
                 mine, theirs = conversation_of(user), conversation_of(other)
-                # One user cannot read, nor write to, another's conversation.
+                # Conversation ids are per user: another user's id names nothing of this one
                 assert (
                     http.get(f"/conversations/{theirs}", headers={"X-User": user}).status_code
-                    == 403
+                    == 404
                 )
-                r = http.post(f"/chat/{theirs}", headers={"X-User": user}, json={"message": "hi"})
-                assert r.status_code == 403
                 assert http.get(f"/conversations/{mine}").status_code == 401  # no user
                 listed = http.get("/conversations", headers={"X-User": user}).json()
                 assert listed == [{"id": mine, "messages": 2 * TURNS}]
@@ -298,6 +296,14 @@ def test_chatbot_server(database):
                 assert stats["cache_hit_tokens"] > 0 and stats["cache_hit_ratio"] > 0
                 assert stats["cost_usd"] > 0
             assert http.get("/conversations/conv-99", headers={"X-User": "x"}).status_code == 404
+            # posting to another user's id starts one's own conversation; theirs is untouched
+            theirs = conversation_of(USERS[1])
+            r = http.post(f"/chat/{theirs}", headers={"X-User": USERS[0]}, json={"message": "hi"})
+            assert r.status_code == 200
+            other = http.get(f"/conversations/{theirs}", headers={"X-User": USERS[1]}).json()
+            assert len(other["messages"]) == 2 * TURNS and other["owner"] == USERS[1]
+            mine = http.get(f"/conversations/{theirs}", headers={"X-User": USERS[0]}).json()
+            assert mine["owner"] == USERS[0] and len(mine["messages"]) == 2
 
     with contextkit.open(database.url) as store:
         assert store.check() == []

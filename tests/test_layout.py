@@ -1,7 +1,7 @@
 """Window assembly and compaction planning as pure functions: no database in these tests.
 
 The budget decisions (`assemble`, `cut_threshold`, `fixed_weight`, `keep_threshold`,
-`fold_limit`) and the layout are computed from values built here; the counts they report are
+`chunk_end`) and the layout are computed from values built here; the counts they report are
 checked against a full render of the same messages (`count_messages`), a different code path
 from the per-message accounting the window sums.
 """
@@ -17,7 +17,7 @@ import pytest
 import contextkit
 import contextkit.counting
 from contextkit import accounting
-from contextkit.compaction import fold_limit, keep_threshold
+from contextkit.compaction import chunk_end, keep_threshold
 from contextkit.db.threads import ThreadState
 from contextkit.models import get_model
 from contextkit.policy import MAX_FOLD, CompactionPolicy
@@ -203,10 +203,9 @@ def test_fixed_weight_and_cut_threshold() -> None:
     assert cut_threshold(10_000, 4_000, 0.5, 3_000) == 10_000  # fixed part beyond low water
 
 
-def test_compaction_keeps_the_recent_share_and_folds_at_most_four_budgets() -> None:
+def test_compaction_keeps_the_recent_share_and_folds_four_budgets_a_chunk() -> None:
     policy = CompactionPolicy(keep_recent=0.25)
     thread = state(max_context_tokens=10_000, cum_weight=50_000)
     assert keep_threshold(thread, policy, 2_000) == 50_000 - 2_000
-    assert fold_limit(0, 30_000, 8_000) is None  # 30,000 <= 4 budgets: fold all
-    assert fold_limit(0, 40_000, 8_000) == 40_000 - MAX_FOLD * 8_000
-    assert fold_limit(20_000, 40_000, 8_000) is None
+    assert chunk_end(0, 8_000) == MAX_FOLD * 8_000 == 32_000
+    assert chunk_end(20_000, 8_000) == 52_000
