@@ -122,14 +122,40 @@ def demo_cmd(db_url: str | None, as_json: bool) -> None:
     )
 
 
-@cli.command("serve-fake")
+@cli.command("serve-fake", epilog=None)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, type=int, help="Port (default: a free one).")
-def serve_fake(host: str, port: int) -> None:
-    """Run the local DeepSeek-compatible server for your own integration tests."""
+@click.option("--api-key", default=None, help="Require this bearer key.")
+@click.option(
+    "--script",
+    "script",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Queue the replies, tool calls and faults of this JSON / JSON-lines file.",
+)
+def serve_fake(host: str, port: int, api_key: str | None, script: Path | None) -> None:
+    """Run the local DeepSeek-compatible server for your own integration tests.
+
+    Prints its base URL, then serves until Ctrl-C. Without a script it echoes.
+
+    \b
+    A script is a JSON array of entries, or JSON lines (one entry a line), queued in order:
+      {"content": "Paris.", "reasoning": "..."}                  a reply (any subset,
+                                                                  also "finish_reason")
+      {"tool_calls": [{"name": "f", "arguments": {"x": 1}}]}     a tool-call reply
+      {"fault": {"status": 429, "times": 2, "retry_after": 1}}   an HTTP error status
+      {"fault": {"drop": true}}  or  {"fault": {"drop_mid_stream": true}}
+    Replies answer the next successful completions; faults hit the next requests first.
+    While it runs, POST entries (one, or an array) to BASE_URL/_script to queue more.
+    """
     from contextkit.testing.server import main as server_main
 
-    sys.exit(server_main(["--host", host, "--port", str(port)]))
+    args = ["--host", host, "--port", str(port)]
+    if api_key is not None:
+        args += ["--api-key", api_key]
+    if script is not None:
+        args += ["--script", str(script)]
+    sys.exit(server_main(args))
 
 
 _DEEPSEEK_HOST = "api.deepseek.com"
