@@ -93,24 +93,14 @@ def demo_cmd(db_url: str | None, as_json: bool) -> None:
         _emit_json({"calls": [attrs.asdict(c) for c in calls], "stats": _stats_dict(stats)})
         return
     from rich.live import Live
-    from rich.table import Table
 
     console = _console()
     console.print("[bold]contextkit demo[/] - local DeepSeek-compatible server, no API key")
-    table = Table("call", "kind", "prompt tok", "cache hit", "completion", "cost $", "")
+    table, row = _demo_table(console.width)
     with Live(table, console=console, refresh_per_second=8):
 
         def on_call(c: Any) -> None:
-            ratio = c.cache_hit_tokens / c.prompt_tokens if c.prompt_tokens else 0.0
-            table.add_row(
-                str(c.n),
-                c.kind,
-                f"{c.prompt_tokens:,}",
-                f"{ratio:.0%}",
-                f"{c.completion_tokens:,}",
-                f"{c.cost_usd:.6f}",
-                "[yellow]compacted[/]" if c.compacted else "",
-            )
+            table.add_row(*row(c))
 
         stats, calls = run_demo(db_url, on_call=on_call)
     console.print()
@@ -120,6 +110,51 @@ def demo_cmd(db_url: str | None, as_json: bool) -> None:
         f"prompt {stats.prompt_tokens:,} tok, completion {stats.completion_tokens:,} tok, "
         f"cost ${stats.cost_usd:.6f} at deepseek-v4-flash prices"
     )
+
+
+def _demo_table(width: int) -> tuple[Any, Any]:
+    """The demo's call table for a terminal `width` columns wide, and its row function.
+
+    Figures never wrap or truncate: below 100 columns the table drops its borders and
+    shortens headings; below 64 it also drops the completion column and marks a
+    compaction with "*" beside the kind.
+    """
+    from rich import box
+    from rich.table import Table
+
+    wide, narrow = width >= 100, width < 64
+    table = Table(
+        box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
+        caption=None if not narrow else "* compacted before this call",
+        pad_edge=wide,
+    )
+    headings = (
+        ["call", "kind", "prompt tok", "cache hit", "completion", "cost $", ""]
+        if wide
+        else ["#", "kind", "prompt", "hit", "out", "cost $", ""]
+    )
+    if narrow:
+        del headings[6], headings[4]
+    for i, heading in enumerate(headings):
+        figure = i not in (1, len(headings) - 1) or (narrow and i == len(headings) - 1)
+        table.add_column(heading, justify="right" if figure else "left", no_wrap=figure or wide)
+
+    def row(c: Any) -> list[str]:
+        ratio = c.cache_hit_tokens / c.prompt_tokens if c.prompt_tokens else 0.0
+        cells = [
+            str(c.n),
+            c.kind + (" *" if narrow and c.compacted else ""),
+            f"{c.prompt_tokens:,}",
+            f"{ratio:.0%}",
+            f"{c.completion_tokens:,}",
+            f"{c.cost_usd:.6f}",
+            "[yellow]compacted[/]" if c.compacted else "",
+        ]
+        if narrow:
+            del cells[6], cells[4]
+        return cells
+
+    return table, row
 
 
 @cli.command("serve-fake", epilog=None)

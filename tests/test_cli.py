@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -433,3 +434,35 @@ def test_serve_fake_refuses_a_bad_script_file(tmp_path: Path, text: str):
     )
     assert out.returncode != 0 and "bad.json" in out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+@pytest.mark.parametrize("columns", [60, 80, 200])
+def test_demo_table_keeps_every_figure_at_any_width(tmp_path: Path, columns: int):
+    """Narrow terminals get a compact table, never truncated figures (rich's "…")."""
+    calls = json.loads(run("demo", "--json", "--db", f"sqlite:///{tmp_path / 'j.db'}").stdout)[
+        "calls"
+    ]
+    env = {**os.environ, "COLUMNS": str(columns)}
+    out = subprocess.run(
+        [sys.executable, "-m", "contextkit", "demo", "--db", f"sqlite:///{tmp_path / 't.db'}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "…" not in out.stdout
+    assert max(len(line) for line in lines) <= columns
+    cost = re.compile(r"^\d+\.\d{6}$")
+    rows = [line.replace("│", " ").split() for line in lines]
+    rows = [r for r in rows if r and r[0].isdigit() and any(cost.match(t) for t in r)]
+    assert len(rows) == len(calls)
+    for row, call in zip(rows, calls, strict=True):
+        assert row[0] == str(call["n"])
+        assert f"{call['prompt_tokens']:,}" in row and f"{call['cost_usd']:.6f}" in row
+        assert f"{call['completion_tokens']:,}" in row or columns < 64
+    compacted = [c["n"] for c in calls if c["compacted"]]
+    assert compacted and all(
+        "compacted" in " ".join(rows[n - 1]) or "*" in " ".join(rows[n - 1]) for n in compacted
+    )
