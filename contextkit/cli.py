@@ -93,24 +93,14 @@ def demo_cmd(db_url: str | None, as_json: bool) -> None:
         _emit_json({"calls": [attrs.asdict(c) for c in calls], "stats": _stats_dict(stats)})
         return
     from rich.live import Live
-    from rich.table import Table
 
     console = _console()
     console.print("[bold]contextkit demo[/] - local DeepSeek-compatible server, no API key")
-    table = Table("call", "kind", "prompt tok", "cache hit", "completion", "cost $", "")
+    table, row = _demo_table(console.width)
     with Live(table, console=console, refresh_per_second=8):
 
         def on_call(c: Any) -> None:
-            ratio = c.cache_hit_tokens / c.prompt_tokens if c.prompt_tokens else 0.0
-            table.add_row(
-                str(c.n),
-                c.kind,
-                f"{c.prompt_tokens:,}",
-                f"{ratio:.0%}",
-                f"{c.completion_tokens:,}",
-                f"{c.cost_usd:.6f}",
-                "[yellow]compacted[/]" if c.compacted else "",
-            )
+            table.add_row(*row(c))
 
         stats, calls = run_demo(db_url, on_call=on_call)
     console.print()
@@ -122,14 +112,85 @@ def demo_cmd(db_url: str | None, as_json: bool) -> None:
     )
 
 
-@cli.command("serve-fake")
+def _demo_table(width: int) -> tuple[Any, Any]:
+    """The demo's call table for a terminal `width` columns wide, and its row function.
+
+    Figures never wrap or truncate: below 100 columns the table drops its borders and
+    shortens headings; below 64 it also drops the completion column and marks a
+    compaction with "*" beside the kind.
+    """
+    from rich import box
+    from rich.table import Table
+
+    wide, narrow = width >= 100, width < 64
+    table = Table(
+        box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
+        caption=None if not narrow else "* compacted before this call",
+        pad_edge=wide,
+    )
+    headings = (
+        ["call", "kind", "prompt tok", "cache hit", "completion", "cost $", ""]
+        if wide
+        else ["#", "kind", "prompt", "hit", "out", "cost $", ""]
+    )
+    if narrow:
+        del headings[6], headings[4]
+    for i, heading in enumerate(headings):
+        figure = i not in (1, len(headings) - 1) or (narrow and i == len(headings) - 1)
+        table.add_column(heading, justify="right" if figure else "left", no_wrap=figure or wide)
+
+    def row(c: Any) -> list[str]:
+        ratio = c.cache_hit_tokens / c.prompt_tokens if c.prompt_tokens else 0.0
+        cells = [
+            str(c.n),
+            c.kind + (" *" if narrow and c.compacted else ""),
+            f"{c.prompt_tokens:,}",
+            f"{ratio:.0%}",
+            f"{c.completion_tokens:,}",
+            f"{c.cost_usd:.6f}",
+            "[yellow]compacted[/]" if c.compacted else "",
+        ]
+        if narrow:
+            del cells[6], cells[4]
+        return cells
+
+    return table, row
+
+
+@cli.command("serve-fake", epilog=None)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, type=int, help="Port (default: a free one).")
-def serve_fake(host: str, port: int) -> None:
-    """Run the local DeepSeek-compatible server for your own integration tests."""
+@click.option("--api-key", default=None, help="Require this bearer key.")
+@click.option(
+    "--script",
+    "script",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Queue the replies, tool calls and faults of this JSON / JSON-lines file.",
+)
+def serve_fake(host: str, port: int, api_key: str | None, script: Path | None) -> None:
+    """Run the local DeepSeek-compatible server for your own integration tests.
+
+    Prints its base URL, then serves until Ctrl-C. Without a script it echoes.
+
+    \b
+    A script is a JSON array of entries, or JSON lines (one entry a line), queued in order:
+      {"content": "Paris.", "reasoning": "..."}                  a reply (any subset,
+                                                                  also "finish_reason")
+      {"tool_calls": [{"name": "f", "arguments": {"x": 1}}]}     a tool-call reply
+      {"fault": {"status": 429, "times": 2, "retry_after": 1}}   an HTTP error status
+      {"fault": {"drop": true}}  or  {"fault": {"drop_mid_stream": true}}
+    Replies answer the next successful completions; faults hit the next requests first.
+    While it runs, POST entries (one, or an array) to BASE_URL/_script to queue more.
+    """
     from contextkit.testing.server import main as server_main
 
-    sys.exit(server_main(["--host", host, "--port", str(port)]))
+    args = ["--host", host, "--port", str(port)]
+    if api_key is not None:
+        args += ["--api-key", api_key]
+    if script is not None:
+        args += ["--script", str(script)]
+    sys.exit(server_main(args))
 
 
 _DEEPSEEK_HOST = "api.deepseek.com"

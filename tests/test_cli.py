@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -351,3 +352,117 @@ def test_threads_are_named_by_owner_and_id(tmp_path: Path):
     store = contextkit.open(other)
     assert [(t.owner, len(t)) for t in store.threads(all_owners=True)] == [("bob", 1)]
     store.close()
+
+
+def _serve_fake(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "contextkit", "serve-fake", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("http://"):
+        proc.kill()
+        raise AssertionError(f"no base URL: {line!r} {proc.communicate()[1]}")
+    return proc, line
+
+
+def test_serve_fake_plays_a_script_file_and_takes_more_over_http(tmp_path: Path):
+    """Replies, tool calls and faults from a JSONL file, then more queued by POST /_script,
+    as the real openai SDK sees them."""
+    import httpx
+    import openai
+
+    script = tmp_path / "script.jsonl"
+    script.write_text(
+        "\n".join(
+            json.dumps(entry)
+            for entry in [
+                {"fault": {"status": 503, "message": "busy now"}},
+                {"content": "Paris.", "reasoning": "The capital of France."},
+                {"tool_calls": [{"name": "lookup", "arguments": {"order": 7}}]},
+            ]
+        )
+        + "\n"
+    )
+    proc, base_url = _serve_fake("--script", str(script))
+    try:
+        client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0)
+        ask = [{"role": "user", "content": "capital of France?"}]
+        with pytest.raises(openai.InternalServerError, match="busy now") as err:
+            client.chat.completions.create(model="deepseek-v4-flash", messages=ask)
+        assert err.value.status_code == 503
+        first = client.chat.completions.create(model="deepseek-v4-flash", messages=ask)
+        assert first.choices[0].message.content == "Paris."
+        assert first.choices[0].message.reasoning_content == "The capital of France."  # type: ignore[attr-defined]
+        second = client.chat.completions.create(model="deepseek-v4-flash", messages=ask)
+        (call,) = second.choices[0].message.tool_calls or []
+        assert (call.function.name, json.loads(call.function.arguments)) == ("lookup", {"order": 7})
+        assert second.choices[0].finish_reason == "tool_calls"
+        queued = httpx.post(
+            f"{base_url}/_script",
+            json=[{"content": "Queued over HTTP."}, {"fault": {"status": 429, "times": 1}}],
+        )
+        assert queued.status_code == 200 and queued.json() == {"replies": 1, "faults": 1}
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(model="deepseek-v4-flash", messages=ask)
+        third = client.chat.completions.create(model="deepseek-v4-flash", messages=ask)
+        assert third.choices[0].message.content == "Queued over HTTP."
+        bad = httpx.post(f"{base_url}/_script", json=[{"content": 5}])
+        assert bad.status_code == 400 and "content" in bad.json()["error"]["message"]
+        fourth = client.chat.completions.create(model="deepseek-v4-flash", messages=ask)
+        assert fourth.choices[0].message.content.startswith("Echo")  # nothing of the bad one
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"content": "ok"}\n{"fault": {"status": 200}}\n', "not json\n", '[{"reply": "?"}]'],
+)
+def test_serve_fake_refuses_a_bad_script_file(tmp_path: Path, text: str):
+    script = tmp_path / "bad.json"
+    script.write_text(text)
+    out = subprocess.run(
+        [sys.executable, "-m", "contextkit", "serve-fake", "--script", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0 and "bad.json" in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+@pytest.mark.parametrize("columns", [60, 80, 200])
+def test_demo_table_keeps_every_figure_at_any_width(tmp_path: Path, columns: int):
+    """Narrow terminals get a compact table, never truncated figures (rich's "…")."""
+    calls = json.loads(run("demo", "--json", "--db", f"sqlite:///{tmp_path / 'j.db'}").stdout)[
+        "calls"
+    ]
+    env = {**os.environ, "COLUMNS": str(columns)}
+    out = subprocess.run(
+        [sys.executable, "-m", "contextkit", "demo", "--db", f"sqlite:///{tmp_path / 't.db'}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "…" not in out.stdout
+    assert max(len(line) for line in lines) <= columns
+    cost = re.compile(r"^\d+\.\d{6}$")
+    rows = [line.replace("│", " ").split() for line in lines]
+    rows = [r for r in rows if r and r[0].isdigit() and any(cost.match(t) for t in r)]
+    assert len(rows) == len(calls)
+    for row, call in zip(rows, calls, strict=True):
+        assert row[0] == str(call["n"])
+        assert f"{call['prompt_tokens']:,}" in row and f"{call['cost_usd']:.6f}" in row
+        assert f"{call['completion_tokens']:,}" in row or columns < 64
+    compacted = [c["n"] for c in calls if c["compacted"]]
+    assert compacted and all(
+        "compacted" in " ".join(rows[n - 1]) or "*" in " ".join(rows[n - 1]) for n in compacted
+    )

@@ -111,6 +111,25 @@ class DeepSeekServer:
         with self._lock:
             self._replies.extend(queued)
 
+    def load_script(self, entries: object) -> tuple[int, int]:
+        """Queue parsed script entries (see `script.parse_script`): replies with `script`,
+        faults with `fail`. All entries are checked first, so a bad one queues nothing.
+        Returns (replies, faults) queued."""
+        from contextkit.testing.server.script import parse_script
+
+        items = parse_script(entries)
+        faults = [item for item in items if isinstance(item, dict)]
+        for n, fault in enumerate(faults, 1):  # check every fault before queueing anything
+            try:
+                DeepSeekServer().fail(**fault)
+            except (TypeError, ValidationError) as exc:
+                raise ValidationError(f"script fault {n}: {exc}") from None
+        replies = [item for item in items if isinstance(item, ScriptedReply)]
+        self.script(*replies)
+        for fault in faults:
+            self.fail(**fault)
+        return len(replies), len(faults)
+
     @property
     def pending_replies(self) -> int:
         """Scripted replies not yet consumed."""

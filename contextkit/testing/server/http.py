@@ -130,6 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         if raw is None or not self._authorized():
             return
+        if path == "/_script":
+            self._queue_script(raw)
+            return
         if path != "/chat/completions":
             self._send_error(_ApiError(404, f"Not Found: {path!r:.80}", "not_found_error"))
             return
@@ -167,6 +170,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(_chunks(cid, request, completion), drop=mid is not None, after=after)
         else:
             self._send_json(200, _completion_json(cid, request, completion), drop=mid is not None)
+
+    def _queue_script(self, raw: bytes) -> None:
+        """`POST /_script`: queue replies and faults (a JSON entry or array of them, as in a
+        `--script` file) for the next chat requests; 400 and nothing queued if one is bad."""
+        try:
+            replies, faults = self.app.load_script(json.loads(raw))
+        except ValueError as exc:  # JSON errors and ValidationError alike
+            self._send_error(_ApiError(400, f"bad script: {exc}"))
+            return
+        self._send_json(200, {"replies": replies, "faults": faults})
 
     def _authorized(self) -> bool:
         key = self.app.api_key

@@ -127,3 +127,64 @@ class RecordedRequest:
     usage: dict[str, Any] | None = None
     stream: bool = False
     fault: FaultKind | None = None
+
+
+_FAULT_KEYS = frozenset({"status", "times", "retry_after", "drop", "drop_mid_stream", "message"})
+_REPLY_KEYS = frozenset({"content", "reasoning", "tool_calls", "finish_reason"})
+
+
+def parse_script(entries: object) -> list[ScriptedReply | dict[str, Any]]:
+    """Script entries from JSON values (the `--script` file, `POST /_script`), in order.
+
+    An entry is a reply, `{"content", "reasoning", "tool_calls", "finish_reason"}` (any
+    subset, as `ScriptedReply`), or a fault, `{"fault": {"status", "times", "retry_after",
+    "drop", "drop_mid_stream", "message"}}` (the arguments of `DeepSeekServer.fail`). Faults
+    come back as those keyword arguments; `DeepSeekServer.fail` checks their values.
+    """
+    items = entries if isinstance(entries, list) else [entries]
+    out: list[ScriptedReply | dict[str, Any]] = []
+    for n, entry in enumerate(items, 1):
+        if not isinstance(entry, Mapping):
+            raise ValidationError(f"script entry {n} must be a JSON object, got {entry!r:.60}")
+        if set(entry) == {"fault"}:
+            fault = entry["fault"]
+            if not isinstance(fault, Mapping) or not set(fault) <= _FAULT_KEYS:
+                raise ValidationError(
+                    f"script entry {n}: a fault is an object with keys among "
+                    f"{sorted(_FAULT_KEYS)}, got {fault!r:.80}"
+                )
+            out.append(dict(fault))
+            continue
+        unknown = set(entry) - _REPLY_KEYS
+        if unknown or not entry:
+            raise ValidationError(
+                f"script entry {n}: a reply has keys among {sorted(_REPLY_KEYS)} and a fault "
+                f"is {{'fault': {{...}}}}; got keys {sorted(map(str, entry))}"
+            )
+        try:
+            out.append(ScriptedReply(**entry))
+        except (TypeError, ValidationError) as exc:
+            raise ValidationError(f"script entry {n}: {exc}") from None
+    return out
+
+
+def read_script(text: str) -> list[Any]:
+    """The entries of a script file (one JSON array or object, or JSON lines, one entry a
+    line) as JSON values for `DeepSeekServer.load_script`; checked with `parse_script`."""
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    else:
+        values = loaded if isinstance(loaded, list) else [loaded]
+        parse_script(values)
+        return values
+    values = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                values.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValidationError(f"line {n} is not JSON ({exc.msg})") from None
+    parse_script(values)
+    return values
