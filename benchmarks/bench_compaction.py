@@ -37,7 +37,7 @@ which is what tiktoken does with `allowed_special="all"` (each conversation's la
 of every strategy is checked against `encode(render_prompt(...))`); message texts are
 tokenized with `encode_batch`.
 
-    /work/venv/bin/python benchmarks/bench_compaction.py [--conversations 200] [--budget 8000]
+    python benchmarks/bench_compaction.py [--conversations 200] [--budget 8000]
         [--max-tokens 500] [--min-messages 20] [--max-merged 0.1] [--no-thinking]
 
 Prints progress, a table, and writes `results/compaction.json` (`--no-thinking`:

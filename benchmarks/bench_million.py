@@ -23,7 +23,7 @@ same budget, so alike live windows; only the history differs) with a million mes
 4. Size: the SQLite file (and its WAL), or PostgreSQL's `pg_database_size` and the
    `messages` table (heap, indexes).
 
-    /work/venv/bin/python benchmarks/bench_million.py [--messages 1000000] [--url URL]
+    python benchmarks/bench_million.py [--messages 1000000] [--url URL]
         [--repeat 300] [--batch 5000] [--budget 8000] [--first-build default|cut]
 
 Without `--url` the store is a temporary SQLite file, removed afterwards (`--keep` keeps

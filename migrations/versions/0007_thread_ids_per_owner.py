@@ -37,8 +37,7 @@ def downgrade() -> None:
         op.get_bind()
         .execute(
             sa.text(
-                "SELECT id, count(*) AS n FROM threads GROUP BY id HAVING count(*) > 1 "
-                "ORDER BY id"
+                "SELECT id, count(*) AS n FROM threads GROUP BY id HAVING count(*) > 1 ORDER BY id"
             )
         )
         .fetchall()
