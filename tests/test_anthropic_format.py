@@ -6,13 +6,9 @@ import base64
 import io
 import itertools
 
-import pytest
-
-anthropic = pytest.importorskip("anthropic")
-pydantic = pytest.importorskip("pydantic")
-
-from anthropic.types import MessageParam, TextBlockParam  # noqa: E402
-from PIL import Image  # noqa: E402
+import pydantic
+from anthropic.types import MessageParam, TextBlockParam
+from PIL import Image
 
 
 def png_data_url() -> str:

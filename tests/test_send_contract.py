@@ -155,3 +155,18 @@ def test_a_keyed_streamed_send_replays_the_stored_reply(store, deepseek):
         replayed = "".join(d.text for d in again if d.kind == "content")
     assert replayed == streamed == first.reply.content and again.reply.replayed
     assert len(deepseek.requests) == 1 and t.stats().calls == 1
+
+
+def test_a_failed_send_with_an_image_stores_no_blob(store, deepseek):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, format="PNG")
+    t = _with_open_tool_call(store)
+    conv = contextkit.Conversation(client(deepseek), t, max_tokens=500)
+    before = table_counts(store)
+    with pytest.raises(ValidationError, match="w1"):
+        conv.send("What is in this picture?", images=[buf.getvalue()])
+    assert table_counts(store) == before and before["blobs"] == 0

@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+import tokenizers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contextkit.tokens.encoding import decode, encode, encode_batch
-
-tokenizers = pytest.importorskip("tokenizers")
 
 CORPUS = json.loads((Path(__file__).parent / "data" / "tokenizer_corpus.json").read_text("utf-8"))
 
