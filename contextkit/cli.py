@@ -308,15 +308,23 @@ def threads_group() -> None:
 
 @threads_group.command("ls")
 @click.option("--owner", default=None, help="Only this owner's threads (default: everyone's).")
-@click.option("--limit", default=50, show_default=True, help="Most recently updated first.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="At most this many, most recently updated first.",
+)
 @_json_option
 @click.pass_obj
 def threads_ls(obj: _Ctx, owner: str | None, limit: int, as_json: bool) -> None:
     """List threads."""
     store = obj.store
     found = store.threads(all_owners=True) if owner is None else store.threads(owner=owner)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for thread in found:
+        if len(rows) >= limit:
+            break
         info = thread.info()
         rows.append(
             {
@@ -328,8 +336,6 @@ def threads_ls(obj: _Ctx, owner: str | None, limit: int, as_json: bool) -> None:
                 "updated_at": info.updated_at.isoformat(),
             }
         )
-        if len(rows) >= limit:
-            break
     if as_json:
         _emit_json(rows)
         return
@@ -554,9 +560,11 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.argument("url", required=False)
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
-def db_upgrade(url: str | None, revision: str) -> None:
-    """Create or upgrade the database at URL to the newest schema."""
-    engine = db.create_engine(url)
+@click.pass_obj
+def db_upgrade(obj: _Ctx, url: str | None, revision: str) -> None:
+    """Create or upgrade the database at URL (default: the global --url) to the newest
+    schema, or to --revision; never back to an older one."""
+    engine = db.create_engine(url or obj.url)
     try:
         before = migrate.current_revision(engine)
         after = migrate.upgrade(engine, revision)
@@ -571,14 +579,20 @@ def db_upgrade(url: str | None, revision: str) -> None:
 
 @db_group.command("current")
 @click.argument("url", required=False)
-def db_current(url: str | None) -> None:
-    """Print the database's schema revision and the newest one."""
-    engine = db.create_engine(url)
+@_json_option
+@click.pass_obj
+def db_current(obj: _Ctx, url: str | None, as_json: bool) -> None:
+    """Print the schema revision of the database at URL (default: the global --url) and the
+    newest one."""
+    engine = db.create_engine(url or obj.url)
     try:
         current = migrate.current_revision(engine)
     finally:
         engine.dispose()
     head = migrate.head_revision()
+    if as_json:
+        _emit_json({"current": current, "head": head, "up_to_date": current == head})
+        return
     state = "up to date" if current == head else "needs: contextkit db upgrade"
     click.echo(f"current: {current or 'none'}  head: {head}  ({state})")
 

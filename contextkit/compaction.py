@@ -112,7 +112,8 @@ def compact(
     """Summarize the older part of the window now; returns the new summary, or None.
 
     None means nothing to do (the window already holds only recent turns) or another worker
-    committed a compaction first. Summarizer errors propagate with the thread unchanged.
+    committed a compaction first. Summarizer errors propagate with the thread unchanged but
+    for the chunks of a long backlog committed before the failing one (progress, kept).
     The summary's target length is the policy's, at most `summary_room` tokens (what fits
     beside the fixed part and the recent turns of a small budget).
     """

@@ -35,6 +35,7 @@ from contextkit.tokens.calibration import Calibration
 from contextkit.types import Message, Role, check_id, check_text
 
 __all__ = [
+    "INTERRUPTED",
     "USAGE_SOURCES",
     "Recorded",
     "Stats",
@@ -46,6 +47,9 @@ __all__ = [
     "record_usage",
     "stats",
 ]
+
+INTERRUPTED = "interrupted"
+"""The `finish_reason` stored for a streamed reply cut short (what arrived is kept)."""
 
 USAGE_SOURCES = ("reported", "counted")
 """Where a call's usage came from: the provider's report, or contextkit's count."""
@@ -356,13 +360,14 @@ def answered(
     A retried keyed send that already succeeded gets its reply back instead of a second
     model call. The reply is the next message (`final=False`, a send) or the turn's last
     assistant message when it made no tool calls (`final=True`, a tool loop that ended).
-    None: no message has the key yet; a reply of None: the call failed (call again) or the
-    loop did not end. The key on other content raises `ValidationError`.
+    None: no message has the key yet; a reply of None: the call failed or its stream was cut
+    (call again) or the loop did not end. The key on other content, or on a turn another
+    turn has followed since its call failed, raises `ValidationError`.
     """
     item = messages.pending(message, key, False)
 
     def read(conn: Connection) -> tuple[Message, Recorded | None] | None:
-        threads.locked(conn, ref)
+        state = threads.locked(conn, ref)
         seen = messages.by_key(conn, ref.pk, key)
         if seen is None:
             return None
@@ -374,7 +379,13 @@ def answered(
             )
         reply = messages.turn_reply(conn, ref.pk, seen.seq, final=final)
         call = None if reply is None else calls.for_message(conn, ref.pk, reply.seq or 0)
-        if reply is None or call is None:
+        if reply is None or call is None or call["finish_reason"] == INTERRUPTED:
+            if state.turn_seq != seen.seq:  # its call failed, and another turn began since
+                raise ValidationError(
+                    f"the message of idempotency_key {key!r} (seq {seen.seq}) got no complete "
+                    f"reply and a later turn began (seq {state.turn_seq}); send it again "
+                    "with a new key to ask again"
+                )
             return seen, None
         usage = Usage(
             prompt_tokens=call["prompt_tokens"],

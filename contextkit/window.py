@@ -283,7 +283,8 @@ def _warn_steps_left(ref: ThreadRef, snap: Snapshot) -> None:
     warnings.warn(
         f"messages {first}..{snap.window_start - 1} of the current turn of thread {ref.id!r} "
         f"(opened by message {turn}, which stays in the prompt) left the prompt with no "
-        "summary covering them: compaction is off or failed; they stay stored",
+        "summary covering them (compaction is off, failed, or could not fold them); they stay "
+        "stored",
         CompactionWarning,
         stacklevel=4,
     )
@@ -578,8 +579,9 @@ def _compact(
     max_tokens: int,
     room: int,
 ) -> bool:
-    """Compact now, the summary within `room`; on a summarizer failure warn and leave the
-    thread as it was."""
+    """Compact now, the summary within `room`; on a summarizer failure warn: the thread is
+    as it was, but for the chunks of a long backlog already folded (kept: resumable)."""
+    before = _summary_n(ref)
     try:
         summary = compact(
             ref, summarizer=summarizer, policy=policy, max_tokens=max_tokens, summary_room=room
@@ -587,11 +589,22 @@ def _compact(
     except (PermissionDenied, NotFound):
         raise
     except Exception as exc:
+        after = _summary_n(ref)
+        kept = (
+            f"the {after - before} summaries of its first chunks, committed before, stay (the "
+            "next compaction goes on from there); the rest of the thread is unchanged"
+            if after > before
+            else "the thread is unchanged"
+        )
         warnings.warn(
-            f"compaction of thread {ref.id!r} failed ({type(exc).__name__}: {exc}); the "
-            "thread is unchanged and this prompt drops its oldest turns instead",
+            f"compaction of thread {ref.id!r} failed ({type(exc).__name__}: {exc}); {kept}, "
+            "and this prompt drops its oldest turns instead",
             CompactionWarning,
             stacklevel=4,
         )
         return False
     return summary is not None
+
+
+def _summary_n(ref: ThreadRef) -> int:
+    return db.read(ref.engine, partial(threads.locked, ref=ref)).summary_n

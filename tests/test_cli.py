@@ -466,3 +466,41 @@ def test_demo_table_keeps_every_figure_at_any_width(tmp_path: Path, columns: int
     assert compacted and all(
         "compacted" in " ".join(rows[n - 1]) or "*" in " ".join(rows[n - 1]) for n in compacted
     )
+
+
+def test_db_commands_honour_the_global_url_and_refuse_going_back(tmp_path: Path, monkeypatch):
+    """`--url` reaches `db current`/`db upgrade` (they used to act on ./contextkit.db); an
+    upgrade to an older revision says so instead of printing a move that did not happen."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'given.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "CONTEXTKIT_URL"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "contextkit", *args], capture_output=True, text=True, env=env
+        )
+
+    up = cli("--url", url, "db", "upgrade", "--revision", "0004")
+    assert up.returncode == 0 and "-> 0004" in up.stdout, up.stderr
+    current = cli("--url", url, "db", "current", "--json")
+    assert current.returncode == 0, current.stderr
+    assert json.loads(current.stdout)["current"] == "0004"
+    assert not (tmp_path / "contextkit.db").exists()  # nothing made in the working directory
+    back = cli("--url", url, "db", "upgrade", "--revision", "0002")
+    assert back.returncode == 1 and "0004" in back.stderr and "0002" in back.stderr
+    assert "upgraded" not in back.stdout
+    unknown = cli("--url", url, "db", "upgrade", "--revision", "9999")
+    assert unknown.returncode == 1 and "9999" in unknown.stderr
+    assert "Traceback" not in back.stderr + unknown.stderr
+    assert json.loads(cli("--url", url, "db", "current", "--json").stdout)["current"] == "0004"
+
+
+def test_threads_ls_limit(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    with contextkit.open(url) as store:
+        for i in range(3):
+            store.thread(f"t{i}", model="deepseek-v4-flash")
+    assert json.loads(run("threads", "ls", "--limit", "0", "--json", url=url).stdout) == []
+    assert len(json.loads(run("threads", "ls", "--limit", "2", "--json", url=url).stdout)) == 2
+    bad = run("threads", "ls", "--limit", "-1", url=url, check=False)
+    assert bad.returncode == 2 and "limit" in bad.stderr.lower()

@@ -292,3 +292,32 @@ def test_build_with_a_bad_format_compacts_nothing(store):
     assert (table_counts(store), _window_start(store)) == before
     assert t.build(max_tokens=200, format="anthropic")["messages"]
     assert len(t.summaries()) == 1
+
+
+def test_a_summarizer_failing_mid_backlog_keeps_the_chunks_before_and_says_so(store):
+    class FailsSecond(ExtractiveSummarizer):
+        calls = 0
+
+        def summarize(self, messages, **kw):
+            FailsSecond.calls += 1
+            if FailsSecond.calls == 2:
+                raise RuntimeError("summarizer down")
+            return super().summarize(messages, **kw)
+
+    t = store.thread("mid", model="deepseek-v4-flash", max_context_tokens=4_000)
+    t.extend(
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i}. " + FILLER}
+        for i in range(800)
+    )
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        prompt = t.prepare(max_tokens=500, summarizer=FailsSecond())
+    said = [str(w.message) for w in seen if issubclass(w.category, CompactionWarning)]
+    assert said and "1 summaries of its first chunks" in said[0] and "unchanged" in said[0]
+    first = t.summaries()
+    assert len(first) == 1 and first[0].from_seq == 1
+    assert prompt.calibrated_tokens + 500 <= 4_000
+    t.compact(max_tokens=500)  # the next compaction goes on from there: nothing uncovered
+    chain = t.summaries()
+    assert [s.from_seq for s in chain[1:]] == [s.upto_seq + 1 for s in chain[:-1]]
+    assert chain[-1].upto_seq + 1 == t.prepare(max_tokens=500).window_start

@@ -170,3 +170,49 @@ def test_a_failed_send_with_an_image_stores_no_blob(store, deepseek):
     with pytest.raises(ValidationError, match="w1"):
         conv.send("What is in this picture?", images=[buf.getvalue()])
     assert table_counts(store) == before and before["blobs"] == 0
+
+
+def test_a_keyed_send_whose_stream_was_cut_calls_again(store, deepseek):
+    """A cut stream keeps what arrived, but it is no answer: the keyed retry calls again."""
+    from contextkit.testing.server import ScriptedReply
+
+    t = store.thread("cut-keyed", model="deepseek-v4-flash")
+    conv = contextkit.Conversation(client(deepseek), t, max_tokens=200)
+    deepseek.script(ScriptedReply(content="The answer is a long sentence about many things."))
+    deepseek.fail(drop_mid_stream=True, after=4)
+    with (
+        pytest.raises(openai.APIConnectionError),
+        conv.send("Q?", stream=True, idempotency_key="q") as s,
+    ):
+        for _ in s:
+            pass
+    assert [m.role for m in t.messages()] == ["user", "assistant"]  # the fragment, kept
+    retry = conv.send("Q?", idempotency_key="q")
+    assert not retry.replayed and retry.finish_reason == "stop"
+    assert len(deepseek.requests) == 2 and t.stats().calls == 2
+
+
+def test_a_keyed_retry_overtaken_by_another_turn_is_refused(store, deepseek):
+    """The call of A failed and B's turn followed: retrying A must not answer B's turn."""
+    t = store.thread("overtaken", model="deepseek-v4-flash")
+    conv = contextkit.Conversation(client(deepseek), t, max_tokens=200)
+    deepseek.fail(500, times=1)
+    with pytest.raises(openai.InternalServerError):
+        conv.send("Question A", idempotency_key="kA")
+    conv.send("Question B", idempotency_key="kB")
+    before = table_counts(store)
+    with pytest.raises(ValidationError, match="kA"):
+        conv.send("Question A", idempotency_key="kA")
+    assert table_counts(store) == before
+
+
+def test_unknown_or_reserved_create_arguments_write_nothing(store, deepseek):
+    t = store.thread("kwargs", model="deepseek-v4-flash")
+    conv = contextkit.Conversation(client(deepseek), t, max_tokens=200)
+    before = table_counts(store)
+    with pytest.raises(ValidationError, match="temprature"):
+        conv.send("Hi", temprature=0.2)
+    with pytest.raises(ValidationError, match="messages"):
+        conv.send("Hi", messages=[])
+    assert table_counts(store) == before and deepseek.requests == []
+    assert conv.send("Hi", temperature=0.2, extra_headers={"X-Trace": "1"}).content

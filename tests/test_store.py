@@ -145,6 +145,7 @@ def test_owner_isolation(store: contextkit.Store) -> None:
         "calls": 0,
         "calibrations": 0,
         "summaries": 0,
+        "blobs": 0,
     }
 
 
@@ -341,6 +342,7 @@ def test_delete(store: contextkit.Store) -> None:
         "calls": 0,
         "calibrations": 0,
         "summaries": 0,
+        "blobs": 0,
     }
     with pytest.raises(NotFound):
         t.append({"role": "user", "content": "y"})

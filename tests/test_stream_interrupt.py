@@ -357,3 +357,25 @@ def test_the_server_cuts_a_stream_after_the_events_asked_for(deepseek):
         ):
             got.append(chunk)
     assert [c.choices[0].delta.content for c in got] == [None, "a ", "b "]
+
+
+def test_a_streamed_reply_that_thought_nothing_keeps_an_empty_reasoning():
+    """DeepSeek streams `reasoning_content: ""` before a tool call it did not think about: the
+    reply keeps "" (as a whole reply does), so its tool turn is not taken for one imported
+    without reasoning (which thinking mode would send as a transcript)."""
+    from contextkit.conversation.streaming import _StreamState
+    from contextkit.prompt import Prompt
+
+    state = _StreamState()
+    state.feed({"id": "x", "choices": [{"delta": {"role": "assistant", "reasoning_content": ""}}]})
+    call = {"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}
+    state.feed({"id": "x", "choices": [{"delta": {"tool_calls": [call]}}]})
+    state.feed({"id": "x", "choices": [{"delta": {}, "finish_reason": "tool_calls"}]})
+    prompt = Prompt(
+        messages=({"role": "user", "content": "hi"},), model="deepseek-v4-flash",
+        api_model="deepseek-v4-flash", max_tokens=10, budget=100, prompt_tokens=5,
+        calibrated_tokens=5, structure="", thinking=True, reasoning_effort=None,
+        window_start=1, moved=False, seqs=(1,), last_seq=1, sections=(0, 0, 0, 1, 0),
+    )  # fmt: skip
+    message = state.response(prompt, len)["choices"][0]["message"]
+    assert message["reasoning_content"] == "" and message["tool_calls"][0]["id"] == "c1"

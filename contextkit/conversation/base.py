@@ -8,6 +8,7 @@ call the model (the httpx way: one base, two thin I/O twins).
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -134,6 +135,7 @@ class _Base:
             "thinking": thinking,
             "reasoning_effort": reasoning_effort,
         }
+        _check_create_kwargs(self.client, create_kwargs)
         message = self._user(text, images)
         if message is not None and idempotency_key is not None:
             seen = self.thread.answered(message, idempotency_key)
@@ -269,3 +271,30 @@ def _replayed(recorded: Recorded) -> Reply:
         latency_ms=0.0,
         replayed=True,
     )
+
+
+_BUILT = frozenset({"model", "messages", "max_tokens", "tools", "reasoning_effort", "stream"})
+"""Request fields the prompt sets: passed again, they would replace what was counted."""
+
+
+def _check_create_kwargs(client: Any, create_kwargs: Mapping[str, Any]) -> None:
+    """Refuse, before anything is written, extra arguments `create` would refuse after it:
+    the prompt's own fields, and names the client's `create` does not take (a typo)."""
+    built = sorted(_BUILT & set(create_kwargs))
+    if built:
+        raise ValidationError(
+            f"{', '.join(built)} are set by the conversation from the thread and its options; "
+            "pass them as send()'s own options (max_tokens=, tools=, reasoning_effort=)"
+        )
+    try:
+        params = inspect.signature(client.chat.completions.create).parameters
+    except (AttributeError, TypeError, ValueError):
+        return  # not introspectable: the client checks for itself
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(create_kwargs) - set(params))
+    if unknown:
+        raise ValidationError(
+            f"chat.completions.create takes no argument {', '.join(map(repr, unknown))}; "
+            "check the spelling (extra_body= carries provider-specific fields)"
+        )

@@ -37,7 +37,7 @@ from contextkit._sdk import Usage, as_mapping
 from contextkit.conversation.reply import Delta, Reply
 from contextkit.models import spec_for
 from contextkit.tokens.deepseek_v4 import generated_text
-from contextkit.usage import record_usage
+from contextkit.usage import INTERRUPTED, record_usage
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -47,8 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = ["INTERRUPTED", "AsyncReplyStream", "ReplyStream"]
 
-INTERRUPTED = "interrupted"
-"""The `finish_reason` stored for a stream cut short."""
 
 _Chunks = TypeVar("_Chunks", Iterable[object], AsyncIterable[object])
 
@@ -63,6 +61,8 @@ class _StreamState:
     calls: dict[int, dict[str, Any]] = field(factory=dict)
     finish: str | None = None
     usage: dict[str, Any] | None = None
+    thought: bool = False
+    """A `reasoning_content` field arrived (maybe empty): thinking was on for this reply."""
 
     def feed(self, chunk: object) -> list[Delta]:
         """Take in one whole chunk (it arrived, whether or not its deltas are read)."""
@@ -73,6 +73,8 @@ class _StreamState:
         deltas: list[Delta] = []
         for choice in data.get("choices") or ():
             delta = choice.get("delta") or {}
+            if isinstance(delta.get("reasoning_content"), str):
+                self.thought = True
             if delta.get("reasoning_content"):
                 self.reasoning.append(delta["reasoning_content"])
                 deltas.append(Delta("reasoning", delta["reasoning_content"]))
@@ -114,7 +116,7 @@ class _StreamState:
         """
         complete = self.finish is not None
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
-        if self.reasoning:
+        if self.reasoning or self.thought:  # "" when it thought nothing, as a whole reply has
             message["reasoning_content"] = "".join(self.reasoning)
         if self.calls and complete:
             message["tool_calls"] = [self.calls[i] for i in sorted(self.calls)]

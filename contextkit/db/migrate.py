@@ -76,8 +76,10 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
     later ones find the work done.
     """
     target = head_revision() if revision == "head" else revision
-    if current_revision(engine) == target:
+    current = current_revision(engine)
+    if current == target:
         return target
+    _check_forward(current, target)
 
     def run(conn: Connection) -> None:
         _lock(conn)
@@ -88,6 +90,23 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
 
     _engine.write(engine, run, foreign_keys=False)
     return target
+
+
+def _check_forward(current: str | None, target: str) -> None:
+    """An upgrade goes forward: `target` must be a known revision that is not older than
+    the database's (alembic's upgrade would silently do nothing)."""
+    scripts = ScriptDirectory.from_config(_config())
+    known = {script.revision for script in scripts.walk_revisions()}
+    if target not in known:
+        raise ValidationError(f"no schema revision {target!r}; known: {', '.join(sorted(known))}")
+    if current is None:
+        return
+    older = {script.revision for script in scripts.walk_revisions("base", current)}
+    if target in older:
+        raise ValidationError(
+            f"the database is at revision {current}, newer than {target}; upgrade does not go "
+            "back (contextkit.db.migrate.downgrade does, losing what newer revisions store)"
+        )
 
 
 def backfill(conn: Connection) -> None:
