@@ -326,7 +326,8 @@ class Thread:
         return self._info
 
     def delete(self) -> None:
-        """Delete the thread and all its messages. Further use of this handle: `NotFound`."""
+        """Delete the thread, its messages, calls and summaries, and its images no other thread
+        shows. Further use of this handle: `NotFound`."""
         db.write(self._ref.engine, partial(threads.delete_thread, ref=self._ref))
 
     def _page(

@@ -96,3 +96,23 @@ def test_jpg_alias_label_is_accepted(store):
     t = store.thread("b", model="deepseek-v4-flash")
     t.append(image_message(url))
     assert next(iter(t.messages())).content[1].url == url
+
+
+def test_deleting_a_thread_collects_the_images_no_other_thread_shows(store):
+    red, blue = data_url(), data_url((0, 0, 255))
+    a = store.thread("a", model="deepseek-v4-flash")
+    b = store.thread("b", model="deepseek-v4-flash")
+    a.append(image_message(red))
+    a.append(image_message(blue))
+    b.append(image_message(red))  # shared with thread a
+
+    def blobs() -> int:
+        with store.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM blobs")).scalar_one()
+
+    assert blobs() == 2
+    a.delete()
+    assert blobs() == 1  # blue was only a's; red is still b's
+    assert b.get(1).content[1].url == red and check(store) == []
+    b.delete()
+    assert blobs() == 0

@@ -12,16 +12,16 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Executable, select
+from sqlalchemy import Connection, Executable, Text, cast, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contextkit._dataurl import parse_data_url
-from contextkit.db.schema import BLOBS, BlobRow, utcnow
+from contextkit.db.schema import BLOBS, BlobRow, MessageRow, utcnow
 from contextkit.errors import ImageError
 from contextkit.images import verify_image
 from contextkit.tokens.image_tokens import ImageLimits
 
-__all__ = ["PREFIX", "extract", "fetch", "resolve", "save"]
+__all__ = ["PREFIX", "collect", "extract", "fetch", "referenced_by", "resolve", "save"]
 
 PREFIX = "blob:sha256:"
 
@@ -119,3 +119,26 @@ def _swap(part: Mapping[str, Any], found: Mapping[str, str]) -> Any:
 def fetch(conn: Connection, stmt: Executable) -> list[dict[str, Any]]:
     """Execute a message query; rows as dicts with images resolved."""
     return resolve(conn, [dict(r) for r in conn.execute(stmt).mappings()])
+
+
+def _with_images(conn: Connection, *where: Any) -> set[str]:
+    """The blob keys referenced by the messages matching `where` (those with images only)."""
+    text = cast(MessageRow.parts, Text)
+    rows = conn.execute(select(MessageRow.parts).where(text.like(f"%{PREFIX}%"), *where))
+    return {ref for (parts,) in rows for ref in _refs(parts)}
+
+
+def referenced_by(conn: Connection, thread_pk: int) -> set[str]:
+    """The blob keys a thread's messages reference."""
+    return _with_images(conn, MessageRow.thread_pk == thread_pk)
+
+
+def collect(conn: Connection, candidates: set[str]) -> int:
+    """Delete the blobs among `candidates` that no stored message references any more (after
+    a thread's deletion); returns how many. One scan of the messages that have images."""
+    if not candidates:
+        return 0
+    unused = candidates - _with_images(conn)
+    if unused:
+        conn.execute(delete(BlobRow).where(BlobRow.sha256.in_(unused)))
+    return len(unused)

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from contextkit.accounting import TurnState
+from contextkit.db import blobs
 from contextkit.db.recount import recount
 from contextkit.db.schema import (
     THREADS,
@@ -267,11 +268,14 @@ def page(
 
 
 def delete_thread(conn: Connection, ref: ThreadRef) -> None:
-    """Delete the thread and everything stored with it (after the owner check)."""
+    """Delete the thread and everything stored with it (after the owner check), its images
+    included unless another thread shows them too."""
     locked(conn, ref)
+    images = blobs.referenced_by(conn, ref.pk)
     for table in (ToolCallRow, CallRow, SummaryRow, MessageRow):
         conn.execute(delete(table).where(table.thread_pk == ref.pk))
     conn.execute(delete(ThreadRow).where(ThreadRow.pk == ref.pk))
+    blobs.collect(conn, images)  # its images no other thread shows
 
 
 def save_turn(conn: Connection, pk: int, last_seq: int, state: TurnState, now: datetime) -> None:
