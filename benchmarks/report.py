@@ -723,7 +723,14 @@ def render_readme(readme: Path, results: Path = RESULTS) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--readme", type=Path, default=None, help="also update this README")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        nargs="?",
+        const=RESULTS.parent.parent / "README.md",
+        default=None,
+        help="also update this README (default: the project's README.md)",
+    )
     args = parser.parse_args(argv)
     print(render(args.results))
     if args.readme is not None:

@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Mapping
 
+import attrs
 from attrs import field, frozen
 
 from contextkit._sdk import MAX_TOKENS, Usage, as_mapping
@@ -99,6 +100,15 @@ class Stats:
         """Share of prompt tokens served from the provider's cache (0.0 with no calls)."""
         total = self.cache_hit_tokens + self.cache_miss_tokens
         return self.cache_hit_tokens / total if total else 0.0
+
+    def __repr__(self) -> str:
+        """Every field, and the cache hit ratio after the cache figures (what `print` shows)."""
+        shown: list[str] = []
+        for a in attrs.fields(Stats):
+            shown.append(f"{a.name}={getattr(self, a.name)!r}")
+            if a.name == "cache_miss_tokens":
+                shown.append(f"cache_hit_ratio={self.cache_hit_ratio:.3f}")
+        return f"Stats({', '.join(shown)})"
 
 
 def _call_fields(

@@ -42,3 +42,8 @@ def test_quickstart_streams_reasoning_and_answer_apart(tmp_path: Path, deepseek)
     reasoning = lines.index("[reasoning] Shipped yesterday, two days.")
     assert lines[reasoning + 1] == "[content] It arrives on Friday."
     assert deepseek.pending_replies == 0
+    # `print(thread.stats())`, as the block's comment promises: calls, tokens, cache hit
+    # ratio, cost in USD, compactions
+    stats = next(line for line in lines if line.startswith("Stats("))
+    for field in ("calls=", "tokens=", "cache_hit_ratio=", "cost_usd=", "compactions="):
+        assert field in stats, (field, stats)
