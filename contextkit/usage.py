@@ -382,11 +382,7 @@ def answered(
         if seen is None:
             return None
         assert seen.seq is not None
-        if message_to_row(seen) != item.row:
-            raise ValidationError(
-                f"idempotency_key {key!r} was already used for a different message (seq "
-                f"{seen.seq}); use a new key for a new message"
-            )
+        messages.check_same(seen, item)
         reply = messages.turn_reply(conn, ref.pk, seen.seq, final=final)
         call = None if reply is None else calls.for_message(conn, ref.pk, reply.seq or 0)
         if reply is None or call is None or call["finish_reason"] == INTERRUPTED:

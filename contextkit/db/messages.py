@@ -24,6 +24,7 @@ __all__ = [
     "COLUMNS",
     "Pending",
     "by_key",
+    "check_same",
     "idempotency_keys",
     "insert_messages",
     "page",
@@ -83,11 +84,7 @@ def insert_messages(conn: Connection, thread: ThreadState, items: list[Pending])
         if item.key is not None:
             existing = by_key_here.get(item.key) or by_key(conn, pk, item.key)
             if existing is not None:
-                if message_to_row(existing) != item.row:
-                    raise ValidationError(
-                        f"idempotency_key {item.key!r} was already used for a different "
-                        f"message (seq {existing.seq}); use a new key for a new message"
-                    )
+                check_same(existing, item)
                 out.append(existing)
                 continue
         seq += 1
@@ -164,6 +161,15 @@ def by_key(conn: Connection, pk: int, key: str) -> Message | None:
         select(*COLUMNS).where(MessageRow.thread_pk == pk, MessageRow.idempotency_key == key),
     )
     return message_from_row(found[0]) if found else None
+
+
+def check_same(stored: Message, item: Pending) -> None:
+    """A keyed message met again must be the one stored under its key (a retry)."""
+    if message_to_row(stored) != item.row:
+        raise ValidationError(
+            f"idempotency_key {item.key!r} was already used for a different message (seq "
+            f"{stored.seq}); use a new key for a new message"
+        )
 
 
 def idempotency_keys(conn: Connection, pk: int) -> dict[int, str]:
