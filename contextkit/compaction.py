@@ -178,11 +178,11 @@ def _plan(
     stops: list[int] = []
     position = weights.get(from_seq, 0)
     while weights[new_start] - position > MAX_FOLD * budget:
-        stop = cut.next_boundary(conn, state, chunk_end(position, budget), before=new_start)
-        if stop is None:
+        found = cut.next_boundary(conn, state, chunk_end(position, budget), before=new_start)
+        if found is None:
             break
+        stop, position = found
         stops.append(stop)
-        position = cut.weights_at(conn, state.pk, [stop])[stop]
     return Plan(
         expected_n=state.summary_n,
         from_seq=from_seq,

@@ -142,16 +142,16 @@ def cut_point(
 
 def next_boundary(
     conn: Connection, thread: ThreadState, threshold: int, *, before: int
-) -> int | None:
-    """The first boundary whose `cum_before` reaches `threshold`, if it comes before seq
-    `before` (where a chunk of a long fold may end), preferring none: one indexed query."""
-    seq = conn.execute(
-        select(MessageRow.seq)
+) -> tuple[int, int] | None:
+    """The first boundary whose `cum_before` reaches `threshold`, as (seq, cum_before), if it
+    comes before seq `before` (where a chunk of a long fold may end): one indexed query."""
+    row = conn.execute(
+        select(MessageRow.seq, MessageRow.cum_before)
         .where(MessageRow.thread_pk == thread.pk, _BOUNDARY, MessageRow.cum_before >= threshold)
         .order_by(MessageRow.cum_before)
         .limit(1)
-    ).scalar()
-    return None if seq is None or seq >= before else int(seq)
+    ).first()
+    return None if row is None or row[0] >= before else (int(row[0]), int(row[1]))
 
 
 def last_boundary(conn: Connection, thread: ThreadState, start: int) -> int | None:
