@@ -218,7 +218,12 @@ def prepare(
                     room = int(budget * policy.high_water) - snap.floor
                     room -= int(budget * policy.keep_recent)
                     compacted = _compact(
-                        ref, summarizer or defaults[1], policy, max_tokens, max(room, 16)
+                        ref,
+                        summarizer or defaults[1],
+                        policy,
+                        max_tokens,
+                        max(room, 16),
+                        before=snap.thread.summary_n,
                     )
                 continue
         prompt, calibrated = assemble(snap, request, compacted=compacted)
@@ -578,10 +583,12 @@ def _compact(
     policy: CompactionPolicy,
     max_tokens: int,
     room: int,
+    *,
+    before: int,
 ) -> bool:
     """Compact now, the summary within `room`; on a summarizer failure warn: the thread is
-    as it was, but for the chunks of a long backlog already folded (kept: resumable)."""
-    before = _summary_n(ref)
+    as it was, but for the chunks of a long backlog already folded (kept: resumable).
+    `before` is the thread's summary count as the snapshot read it."""
     try:
         summary = compact(
             ref, summarizer=summarizer, policy=policy, max_tokens=max_tokens, summary_room=room
