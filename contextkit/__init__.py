@@ -34,15 +34,16 @@ from contextkit.errors import (
 from contextkit.models import ModelSpec, Prices, get_model, known_models, register_model
 from contextkit.policy import CompactionPolicy
 from contextkit.prompt import Prompt
-from contextkit.store import Store, open
+from contextkit.store import AsyncStore, Store, open, open_async
 from contextkit.summarizers import (
+    AsyncLLMSummarizer,
     ExtractiveSummarizer,
     LLMSummarizer,
     Summarizer,
     Summary,
     SummaryResult,
 )
-from contextkit.thread import Thread
+from contextkit.thread import AsyncThread, Thread
 from contextkit.tokens import Calibration, image_tokens
 from contextkit.types import (
     FunctionCall,
@@ -57,7 +58,10 @@ from contextkit.usage import Stats
 
 __all__ = [
     "AsyncConversation",
+    "AsyncLLMSummarizer",
     "AsyncReplyStream",
+    "AsyncStore",
+    "AsyncThread",
     "CacheWarning",
     "Calibration",
     "CompactionPolicy",
@@ -102,6 +106,7 @@ __all__ = [
     "image_tokens",
     "known_models",
     "open",
+    "open_async",
     "register_model",
     "render_prompt",
     "tool_schema",

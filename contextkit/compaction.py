@@ -24,10 +24,10 @@ from attrs import frozen
 
 from contextkit._validators import check_int
 from contextkit.counting import message_tokens
-from contextkit.db import cut, summaries, threads
-from contextkit.db import engine as db
+from contextkit.db import cut, steps, summaries, threads
 from contextkit.db.engine import Connection
 from contextkit.db.schema import utcnow
+from contextkit.db.steps import Steps
 from contextkit.db.threads import ThreadRef, ThreadState
 from contextkit.errors import ValidationError
 from contextkit.models import spec_for
@@ -90,14 +90,14 @@ def chunk_end(from_weight: int, budget: int) -> int:
     return from_weight + MAX_FOLD * budget
 
 
-def summaries_of(ref: ThreadRef) -> list[Summary]:
+def summaries_of(ref: ThreadRef) -> Steps[list[Summary]]:
     """All summaries of a thread, oldest first."""
 
     def read(conn: Connection) -> list[Summary]:
         threads.locked(conn, ref)
         return summaries.all_summaries(conn, ref.pk)
 
-    return db.read(ref.engine, read)
+    return steps.read(read)
 
 
 def compact(
@@ -108,7 +108,7 @@ def compact(
     max_tokens: int = 0,
     force: bool = False,
     summary_room: int | None = None,
-) -> Summary | None:
+) -> Steps[Summary | None]:
     """Summarize the older part of the window now; returns the new summary, or None.
 
     None means nothing to do (the window already holds only recent turns) or another worker
@@ -124,7 +124,7 @@ def compact(
     if not isinstance(summarizer, Summarizer):
         raise ValidationError("summarizer must have a summarize(messages, ...) method")
     check_int(max_tokens, "max_tokens", 0, 10**9)
-    plan = db.read(ref.engine, lambda conn: _plan(conn, ref, policy, max_tokens, force=force))
+    plan = yield from steps.read(lambda conn: _plan(conn, ref, policy, max_tokens, force=force))
     if plan is None:
         return None
     target = policy.summary_tokens(plan.budget)
@@ -134,21 +134,43 @@ def compact(
     summary: Summary | None = None
     first, previous, expected = plan.from_seq, plan.previous, plan.expected_n
     for stop in plan.stops:
-        folded = db.read(ref.engine, partial(_leaving, ref=ref, first=first, stop=stop))
-        result = summarizer.summarize(
-            folded, previous=previous, max_tokens=target, model=plan.model
+        folded = yield from steps.read(partial(_leaving, ref=ref, first=first, stop=stop))
+        result = yield from summarize(
+            summarizer, folded, previous=previous, max_tokens=target, model=plan.model
         )
         if not isinstance(result, SummaryResult) or not result.text.strip():
             raise ValidationError("a summarizer must return a SummaryResult with non-empty text")
         tokens = message_tokens(summary_message(result.text), spec)
         chunk = attrs.evolve(plan, expected_n=expected, from_seq=first, new_start=stop)
-        summary = db.write(
-            ref.engine, partial(_commit, ref=ref, plan=chunk, result=result, tokens=tokens)
+        summary = yield from steps.write(
+            partial(_commit, ref=ref, plan=chunk, result=result, tokens=tokens)
         )
         if summary is None:  # another worker compacted meanwhile: it goes on from here
             return None
         first, previous, expected = stop, result.text, expected + 1
     return summary
+
+
+def summarize(
+    summarizer: Summarizer,
+    messages: list[Message],
+    *,
+    previous: str | None,
+    max_tokens: int,
+    model: str,
+) -> Steps[SummaryResult]:
+    """The summarizer call as a step: awaited when it has `asummarize` (async drivers), run
+    inline when it is the offline `ExtractiveSummarizer`, else off the event loop."""
+    fn = partial(
+        summarizer.summarize, messages, previous=previous, max_tokens=max_tokens, model=model
+    )
+    native = getattr(summarizer, "asummarize", None)
+    afn = (
+        partial(native, messages, previous=previous, max_tokens=max_tokens, model=model)
+        if callable(native)
+        else None
+    )
+    return steps.call(fn, afn, blocking=not isinstance(summarizer, ExtractiveSummarizer))
 
 
 def _leaving(conn: Connection, *, ref: ThreadRef, first: int, stop: int) -> list[Message]:

@@ -21,6 +21,7 @@ from contextkit.types import Message, Role
 
 __all__ = [
     "SUMMARY_HEADER",
+    "AsyncLLMSummarizer",
     "ExtractiveSummarizer",
     "LLMSummarizer",
     "Summarizer",
@@ -171,40 +172,77 @@ class LLMSummarizer:
     def summarize(
         self, messages: Sequence[Message], *, previous: str | None, max_tokens: int, model: str
     ) -> SummaryResult:
-        spec = spec_for(self.model)
-        transcript = "\n\n".join(_transcript_line(m) for m in messages)
-        prompt = (
-            f"Previous summary:\n{previous or '(none)'}\n\nNew messages:\n{transcript}\n\n"
-            f"Write the updated summary in at most {max_tokens} tokens."
+        request = _llm_request(self.model, messages, previous, max_tokens)
+        return _llm_result(self.model, self.client.chat.completions.create(**request))
+
+
+class AsyncLLMSummarizer:
+    """`LLMSummarizer` on `openai.AsyncOpenAI`: compaction in an async app awaits the call
+    instead of blocking the event loop. Use it with `AsyncStore` / `AsyncConversation`."""
+
+    name = "llm"
+
+    def __init__(self, client: Any, *, model: str = "deepseek-v4-flash") -> None:
+        self.client = client
+        self.model = model
+
+    def summarize(
+        self, messages: Sequence[Message], *, previous: str | None, max_tokens: int, model: str
+    ) -> SummaryResult:
+        raise ValidationError(
+            "AsyncLLMSummarizer summarizes on an async client: use it with an AsyncStore "
+            "(contextkit.open_async) or AsyncConversation; a sync Store takes LLMSummarizer"
         )
-        response = self.client.chat.completions.create(
-            model=spec.api_model,
-            messages=[
-                {"role": "system", "content": _LLM_INSTRUCTIONS},
-                {"role": "user", "content": prompt},
-            ],
-            max_tokens=max_tokens,
-            extra_body={"thinking": {"type": "disabled"}},
-        )
-        text = (response.choices[0].message.content or "").strip()
-        if not text:
-            raise ValidationError("the summarizer model returned an empty summary")
-        reported = getattr(response, "usage", None)
-        usage = (
-            Usage.parse(reported)
-            if reported is not None
-            else Usage(prompt_tokens=0, completion_tokens=0)
-        )
-        prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        cost = spec.cost(usage.cache_hit_tokens, usage.cache_miss_tokens, completion_tokens) or 0.0
-        return SummaryResult(
-            text=text,
-            summarizer=self.name,
-            model=spec.name,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost_usd=cost,
-        )
+
+    async def asummarize(
+        self, messages: Sequence[Message], *, previous: str | None, max_tokens: int, model: str
+    ) -> SummaryResult:
+        """`LLMSummarizer.summarize`, awaited."""
+        request = _llm_request(self.model, messages, previous, max_tokens)
+        return _llm_result(self.model, await self.client.chat.completions.create(**request))
+
+
+def _llm_request(
+    model: str, messages: Sequence[Message], previous: str | None, max_tokens: int
+) -> dict[str, Any]:
+    """The chat request both LLM summarizers send (thinking off, to keep it cheap)."""
+    transcript = "\n\n".join(_transcript_line(m) for m in messages)
+    prompt = (
+        f"Previous summary:\n{previous or '(none)'}\n\nNew messages:\n{transcript}\n\n"
+        f"Write the updated summary in at most {max_tokens} tokens."
+    )
+    return {
+        "model": spec_for(model).api_model,
+        "messages": [
+            {"role": "system", "content": _LLM_INSTRUCTIONS},
+            {"role": "user", "content": prompt},
+        ],
+        "max_tokens": max_tokens,
+        "extra_body": {"thinking": {"type": "disabled"}},
+    }
+
+
+def _llm_result(model: str, response: Any) -> SummaryResult:
+    """The summary and its cost from the summarizer model's response."""
+    spec = spec_for(model)
+    text = (response.choices[0].message.content or "").strip()
+    if not text:
+        raise ValidationError("the summarizer model returned an empty summary")
+    reported = getattr(response, "usage", None)
+    usage = (
+        Usage.parse(reported)
+        if reported is not None
+        else Usage(prompt_tokens=0, completion_tokens=0)
+    )
+    cost = spec.cost(usage.cache_hit_tokens, usage.cache_miss_tokens, usage.completion_tokens)
+    return SummaryResult(
+        text=text,
+        summarizer="llm",
+        model=spec.name,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost_usd=cost or 0.0,
+    )
 
 
 def _transcript_line(message: Message) -> str:

@@ -24,10 +24,10 @@ from attrs import field, frozen
 
 from contextkit._sdk import MAX_TOKENS, Usage, as_mapping
 from contextkit._validators import check_int
-from contextkit.db import calls, messages, summaries, threads
-from contextkit.db import engine as db
+from contextkit.db import calls, messages, steps, summaries, threads
 from contextkit.db.codec import message_to_row
 from contextkit.db.engine import Connection
+from contextkit.db.steps import Steps
 from contextkit.db.threads import ThreadRef
 from contextkit.errors import ValidationError
 from contextkit.models import spec_for
@@ -206,7 +206,7 @@ def record_call(
     prompt: Prompt | None = None,
     latency_ms: float | None = None,
     predicted_cache_hit_tokens: int | None = None,
-) -> Recorded:
+) -> Steps[Recorded]:
     """Store a chat completion's assistant message and its usage; returns what was stored.
 
     `response` is a `ChatCompletion` or its dict; `prompt` supplies the prediction to compare
@@ -267,7 +267,7 @@ def record_call(
             )
         return Recorded(stored, usage, finish, cost, source)
 
-    return db.write(ref.engine, txn)
+    return (yield from steps.write(txn))
 
 
 def record_usage(
@@ -280,7 +280,7 @@ def record_usage(
     response_id: str | None = None,
     latency_ms: float | None = None,
     predicted_cache_hit_tokens: int | None = None,
-) -> float | None:
+) -> Steps[float | None]:
     """Store a call that delivered no message (a stream closed before any text arrived).
 
     The prompt was billed all the same: one `calls` row without a message; returns its cost.
@@ -311,7 +311,7 @@ def record_usage(
             predicted=predicted,
         )
 
-    return db.write(ref.engine, txn)
+    return (yield from steps.write(txn))
 
 
 def record(
@@ -321,18 +321,19 @@ def record(
     prompt: Prompt | None = None,
     latency_ms: float | None = None,
     predicted_cache_hit_tokens: int | None = None,
-) -> Message:
+) -> Steps[Message]:
     """`record_call`, returning just the stored assistant message."""
-    return record_call(
+    recorded = yield from record_call(
         ref,
         response,
         prompt=prompt,
         latency_ms=latency_ms,
         predicted_cache_hit_tokens=predicted_cache_hit_tokens,
-    ).message
+    )
+    return recorded.message
 
 
-def stats(ref: ThreadRef) -> Stats:
+def stats(ref: ThreadRef) -> Steps[Stats]:
     """Messages, tokens, calls, cache hits and cost of a thread, from two aggregate queries."""
 
     def read(conn: Connection) -> Stats:
@@ -359,12 +360,12 @@ def stats(ref: ThreadRef) -> Stats:
             counted_calls=agg.counted_calls,
         )
 
-    return db.read(ref.engine, read)
+    return (yield from steps.read(read))
 
 
 def answered(
     ref: ThreadRef, message: Message, key: str, *, final: bool = False
-) -> tuple[Message, Recorded | None] | None:
+) -> Steps[tuple[Message, Recorded | None] | None]:
     """The user message stored under idempotency `key` and its recorded reply, if any.
 
     A retried keyed send that already succeeded gets its reply back instead of a second
@@ -404,7 +405,7 @@ def answered(
             reply, usage, call["finish_reason"], call["cost_usd"], call["usage_source"]
         )
 
-    return db.read(ref.engine, read)
+    return (yield from steps.read(read))
 
 
 def now_ms() -> float:

@@ -26,10 +26,10 @@ from contextkit._validators import check_fraction
 from contextkit.accounting import PAD
 from contextkit.compaction import compact
 from contextkit.counting import message_tokens, sequence_overhead, tools_tokens
-from contextkit.db import blobs, calls, cut, summaries, threads
-from contextkit.db import engine as db
+from contextkit.db import blobs, calls, cut, steps, summaries, threads
 from contextkit.db.calls import LastCall
 from contextkit.db.cut import Replayed
+from contextkit.db.steps import Steps
 from contextkit.db.threads import ThreadRef, ThreadState
 from contextkit.errors import (
     CompactionWarning,
@@ -168,7 +168,7 @@ def prepare(
     low_water: float = LOW_WATER,
     compaction: CompactionPolicy | None = None,
     summarizer: Summarizer | None = None,
-) -> Prompt:
+) -> Steps[Prompt]:
     """Assemble the prompt for the next call (see the module docstring for the rules).
 
     Compacts first when the prompt would pass the policy's high-water mark (`defaults`, the
@@ -197,8 +197,7 @@ def prepare(
     compacted = False
     extra_weight = request.extra_weight
     for _ in range(5):
-        snap = db.read(
-            ref.engine,
+        snap = yield from steps.read(
             partial(
                 read_snapshot,
                 ref=ref,
@@ -217,7 +216,7 @@ def prepare(
                     # next build compacts again (rare, large steps)
                     room = int(budget * policy.high_water) - snap.floor
                     room -= int(budget * policy.keep_recent)
-                    compacted = _compact(
+                    compacted = yield from _compact(
                         ref,
                         summarizer or defaults[1],
                         policy,
@@ -229,7 +228,9 @@ def prepare(
         prompt, calibrated = assemble(snap, request, compacted=compacted)
         if prompt is not None:
             if snap.moved:
-                db.write(ref.engine, partial(threads.move_cut, pk=ref.pk, start=snap.window_start))
+                yield from steps.write(
+                    partial(threads.move_cut, pk=ref.pk, start=snap.window_start)
+                )
                 _warn_steps_left(ref, snap)
             return prompt
         if len(snap.live) <= 1:
@@ -249,7 +250,7 @@ def check_turn(
     thinking: bool | None = None,
     reasoning_effort: str | None = None,
     low_water: float = LOW_WATER,
-) -> None:
+) -> Steps[None]:
     """Raise now what `prepare` would raise once `message` opens a new turn; write nothing.
 
     A send checks this before storing its user message, so a send that cannot be made
@@ -272,7 +273,7 @@ def check_turn(
             structure,
         )  # fmt: skip
 
-    snap = db.read(ref.engine, read)
+    snap = yield from steps.read(read)
     prompt, calibrated = assemble(snap, request)
     if prompt is None:
         budget = snap.thread.max_context_tokens - request.max_tokens
@@ -291,7 +292,7 @@ def _warn_steps_left(ref: ThreadRef, snap: Snapshot) -> None:
         "summary covering them (compaction is off, failed, or could not fold them); they stay "
         "stored",
         CompactionWarning,
-        stacklevel=4,
+        stacklevel=5,
     )
 
 
@@ -585,18 +586,18 @@ def _compact(
     room: int,
     *,
     before: int,
-) -> bool:
+) -> Steps[bool]:
     """Compact now, the summary within `room`; on a summarizer failure warn: the thread is
     as it was, but for the chunks of a long backlog already folded (kept: resumable).
     `before` is the thread's summary count as the snapshot read it."""
     try:
-        summary = compact(
+        summary = yield from compact(
             ref, summarizer=summarizer, policy=policy, max_tokens=max_tokens, summary_room=room
         )
     except (PermissionDenied, NotFound):
         raise
     except Exception as exc:
-        after = _summary_n(ref)
+        after = yield from _summary_n(ref)
         kept = (
             f"the {after - before} summaries of its first chunks, committed before, stay (the "
             "next compaction goes on from there); the rest of the thread is unchanged"
@@ -607,11 +608,12 @@ def _compact(
             f"compaction of thread {ref.id!r} failed ({type(exc).__name__}: {exc}); {kept}, "
             "and this prompt drops its oldest turns instead",
             CompactionWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
         return False
     return summary is not None
 
 
-def _summary_n(ref: ThreadRef) -> int:
-    return db.read(ref.engine, partial(threads.locked, ref=ref)).summary_n
+def _summary_n(ref: ThreadRef) -> Steps[int]:
+    state = yield from steps.read(partial(threads.locked, ref=ref))
+    return state.summary_n

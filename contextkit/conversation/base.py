@@ -12,7 +12,7 @@ import inspect
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from attrs import define, evolve, field
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from contextkit.policy import CompactionPolicy
     from contextkit.prompt import Prompt
     from contextkit.summarizers import Summarizer
-    from contextkit.thread import Thread
+    from contextkit.thread import BaseThread
     from contextkit.usage import Recorded
 
 __all__ = ["ImageSource"]
@@ -53,6 +53,17 @@ class _Call:
     prompt_ids: list[int] | None
     predicted_hit: int | None
     started: float
+
+
+@define
+class _Opening:
+    """A send's checked arguments: its user message (None: none to store), key, the
+    `prepare()` options and the extra `create` arguments."""
+
+    message: dict[str, Any] | None
+    key: str | None
+    options: dict[str, Any]
+    create_kwargs: dict[str, Any]
 
 
 @define
@@ -75,28 +86,43 @@ class _ToolLoop:
         return evolve(reply, steps=self.steps)
 
 
+_T = TypeVar("_T", bound="BaseThread")
+
+
 @define
-class _Base:
+class _Base(Generic[_T]):
     """The parts of a conversation that do not touch the network."""
 
     client: Any
-    thread: Thread
+    thread: _T
     summarizer: Summarizer | None = None
     compaction: CompactionPolicy | None = None
     max_tokens: int = 4_096
     predict_cache: bool = True
     _cache: PrefixCacheModel = field(factory=PrefixCacheModel, init=False)
 
-    def _resume(
+    def __attrs_post_init__(self) -> None:
+        """Checks of the twins (the thread each takes)."""
+
+    def _resume_lookup(
         self, text: str | None, options: dict[str, Any]
-    ) -> tuple[str | None, dict[str, Any], Reply | None]:
-        """How `run()` starts when retried with the idempotency key of an earlier run: the
-        reply that ended that run (returned as is), or its turn goes on (`text` None)."""
+    ) -> tuple[dict[str, Any], str] | None:
+        """What `run()` must look up before it starts: the user message and key of a retried
+        run (None: nothing to look up, the run starts afresh)."""
         key = options.get("idempotency_key")
         message = self._user(text, options.get("images"))
         if key is None or message is None:
-            return text, options, None
-        seen = self.thread.answered(message, key, final=True)
+            return None
+        return message, key
+
+    @staticmethod
+    def _resumed(
+        text: str | None,
+        options: dict[str, Any],
+        seen: tuple[Message, Recorded | None] | None,
+    ) -> tuple[str | None, dict[str, Any], Reply | None]:
+        """How `run()` starts when retried with the idempotency key of an earlier run: the
+        reply that ended that run (returned as is), or its turn goes on (`text` None)."""
         if seen is None:
             return text, options, None
         if seen[1] is not None:
@@ -104,11 +130,7 @@ class _Base:
         rest = {k: v for k, v in options.items() if k not in ("idempotency_key", "images")}
         return None, rest, None
 
-    def _outstanding(self, text: str | None) -> list[ToolCall]:
-        """The thread's unanswered tool calls, for a `run()` that goes on (`text=None`)."""
-        return self.thread.pending_tool_calls() if text is None else []
-
-    def _begin(
+    def _opening(
         self,
         text: str | None,
         *,
@@ -117,17 +139,13 @@ class _Base:
         thinking: bool | None = None,
         reasoning_effort: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
-        stream: bool = False,
         extra: object = None,
         idempotency_key: str | None = None,
         **create_kwargs: Any,
-    ) -> _Call | Reply:
-        """`send()` up to the model call: the user message appended, the request built.
-
-        Every check that can fail before the call runs before the user message is written
-        (a failed send leaves nothing behind). A keyed send that already got its reply
-        returns that `Reply` instead.
-        """
+    ) -> _Opening:
+        """`send()`'s arguments checked, its user message built: everything that can fail
+        before the call, done before the user message is written (a failed send leaves
+        nothing behind)."""
         options: dict[str, Any] = {
             "max_tokens": max_tokens or self.max_tokens,
             "extra": extra,
@@ -136,17 +154,23 @@ class _Base:
             "reasoning_effort": reasoning_effort,
         }
         _check_create_kwargs(self.client, create_kwargs)
-        message = self._user(text, images)
-        if message is not None and idempotency_key is not None:
-            seen = self.thread.answered(message, idempotency_key)
-            if seen is not None and seen[1] is not None:
-                return _replayed(seen[1])
-            if seen is not None:  # stored before, its call failed: call again
-                message = None
-        if message is not None:
-            self.thread.check_turn(message, **options)
-            self.thread.append(message, idempotency_key=idempotency_key)
-        return self._prepare(**options, stream=stream, create_kwargs=create_kwargs)
+        return _Opening(self._user(text, images), idempotency_key, options, create_kwargs)
+
+    @staticmethod
+    def _after_lookup(
+        opening: _Opening, seen: tuple[Message, Recorded | None] | None
+    ) -> Reply | None:
+        """A keyed send that already got its reply returns it; one whose call failed calls
+        again without storing its message twice."""
+        if seen is not None and seen[1] is not None:
+            return _replayed(seen[1])
+        if seen is not None:  # stored before, its call failed: call again
+            opening.message = None
+        return None
+
+    def _prepare_options(self, opening: _Opening) -> dict[str, Any]:
+        """The options of the call's `thread.prepare()`."""
+        return {**opening.options, "compaction": self.compaction, "summarizer": self.summarizer}
 
     def _user(
         self, text: str | None, images: Sequence[ImageSource] | None
@@ -165,28 +189,10 @@ class _Base:
             content = parts
         return {"role": "user", "content": content}
 
-    def _prepare(
-        self,
-        *,
-        max_tokens: int,
-        thinking: bool | None,
-        reasoning_effort: str | None,
-        tools: Sequence[Mapping[str, Any]] | None,
-        extra: object,
-        stream: bool,
-        create_kwargs: Mapping[str, Any],
-    ) -> _Call:
-        prompt = self.thread.prepare(
-            max_tokens=max_tokens,
-            extra=extra,
-            tools=tools,
-            thinking=thinking,
-            reasoning_effort=reasoning_effort,
-            compaction=self.compaction,
-            summarizer=self.summarizer,
-        )
+    def _call(self, prompt: Prompt, opening: _Opening, *, stream: bool) -> _Call:
+        """The request for `prompt`, its cache prediction, and the clock started."""
         request = prompt.request()
-        request.update(create_kwargs)
+        request.update(opening.create_kwargs)
         if stream:
             request["stream"] = True
             request["stream_options"] = {"include_usage": True}
@@ -194,7 +200,7 @@ class _Base:
         if self.predict_cache:
             text = render_prompt(
                 list(prompt.messages),
-                tools=tools,
+                tools=opening.options["tools"],
                 thinking=prompt.thinking,
                 reasoning_effort=prompt.reasoning_effort,
                 model=prompt.model,
@@ -203,19 +209,21 @@ class _Base:
             predicted = self._cache.lookup(prompt_ids).hit_tokens
         return _Call(prompt, request, prompt_ids, predicted, time.perf_counter())
 
-    def _record(self, call: _Call, response: object) -> Reply:
-        """Store the response (an SDK object or its dict) and return it as a `Reply`."""
-        latency = (time.perf_counter() - call.started) * 1000.0
-        recorded = self.thread.record_call(
-            response,
-            prompt=call.prompt,
-            latency_ms=latency,
-            predicted_cache_hit_tokens=call.predicted_hit,
-        )
+    @staticmethod
+    def _record_args(call: _Call) -> dict[str, Any]:
+        """What `thread.record_call(response, **...)` gets for `call` (its latency now)."""
+        return {
+            "prompt": call.prompt,
+            "latency_ms": (time.perf_counter() - call.started) * 1000.0,
+            "predicted_cache_hit_tokens": call.predicted_hit,
+        }
+
+    def _reply(self, call: _Call, recorded: Recorded, latency: float) -> Reply:
+        """The recorded response as a `Reply` (and the cache model told of it)."""
         message, finish = recorded.message, recorded.finish_reason
         if call.prompt_ids is not None:
             self._remember(call.prompt_ids, message, finish)
-        if finish == "length":  # stacklevel counts from here: keep this in `_record`
+        if finish == "length":  # stacklevel counts from here: keep this in `_reply`
             warnings.warn(
                 f"the reply in thread {self.thread.id!r} was cut at max_tokens "
                 f"({call.prompt.max_tokens:,}); raise max_tokens for a complete answer",
@@ -246,8 +254,10 @@ class _Base:
         )
         self._cache.request(prompt_ids, completion=encode(completion))
 
-    def _answer(self, call: ToolCall, content: str) -> None:
-        self.thread.append({"role": "tool", "tool_call_id": call.id, "content": content})
+    @staticmethod
+    def _answer(call: ToolCall, content: str) -> dict[str, Any]:
+        """The tool message that answers `call`."""
+        return {"role": "tool", "tool_call_id": call.id, "content": content}
 
     def _tool_loop(
         self,

@@ -37,12 +37,13 @@ from contextkit._sdk import Usage, as_mapping
 from contextkit.conversation.reply import Delta, Reply
 from contextkit.models import spec_for
 from contextkit.tokens.deepseek_v4 import generated_text
-from contextkit.usage import INTERRUPTED, record_usage
+from contextkit.usage import INTERRUPTED
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from contextkit.conversation.base import _Base, _Call
+    from contextkit.conversation.base import _Call
+    from contextkit.conversation.client import AsyncConversation, Conversation
     from contextkit.prompt import Prompt
 
 __all__ = ["INTERRUPTED", "AsyncReplyStream", "ReplyStream"]
@@ -134,21 +135,25 @@ def _count(count: Callable[[str], int], text: str) -> int:
     return count(text) if text else 0
 
 
-class _Stream(Generic[_Chunks]):
+_Conv = TypeVar("_Conv", "Conversation", "AsyncConversation")
+
+
+class _Stream(Generic[_Chunks, _Conv]):
     """What both streams hold: the call, its chunks, the state so far, and `reply` once done.
 
     `reply` is set when the stream ends (complete or cut short) unless nothing arrived.
     """
 
-    def __init__(self, base: _Base, call: _Call | None, chunks: _Chunks) -> None:
-        self._base, self._call = base, call
+    def __init__(self, base: _Conv, call: _Call | None, chunks: _Chunks) -> None:
+        self._base: _Conv = base
+        self._call = call
         self._chunks: _Chunks = chunks
         self._state = _StreamState()
         self._ended = False
         self.reply: Reply | None = None
 
     @classmethod
-    def replay(cls, base: _Base, reply: Reply) -> Self:
+    def replay(cls, base: _Conv, reply: Reply) -> Self:
         """A stream of a reply stored before (a retried keyed send): its deltas, no call."""
         stream = cls(base, None, cast(_Chunks, ()))
         stream.reply = reply
@@ -161,28 +166,25 @@ class _Stream(Generic[_Chunks]):
         if self.reply.content:
             yield Delta("content", self.reply.content)
 
-    def _store(self) -> None:
-        """Record what arrived: the reply (as `reply`), or only the billed call."""
+    def _outcome(self) -> tuple[_Call, dict[str, Any]] | None:
+        """What to record now that the stream ended: the call and its response (None: a
+        replayed reply, nothing to record)."""
         call = self._call
-        if call is None:  # a stored reply, replayed: nothing to record
-            return
+        if call is None:
+            return None
         count = spec_for(call.prompt.model).tokenizer.count
-        response = self._state.response(call.prompt, count)
-        counted = response.get("usage_source") == "counted"
-        if response["choices"]:
-            reply = self._base._record(call, response)
-            self.reply = evolve(reply, usage_counted=counted)
-            return
-        record_usage(
-            self._base.thread.ref,
-            Usage.parse(response["usage"]),
-            prompt=call.prompt,
-            finish_reason=INTERRUPTED,
-            usage_source=response.get("usage_source", "reported"),
-            response_id=self._state.rid,
-            latency_ms=(time.perf_counter() - call.started) * 1000.0,
-            predicted_cache_hit_tokens=call.predicted_hit,
-        )
+        return call, self._state.response(call.prompt, count)
+
+    def _billed(self, call: _Call, response: dict[str, Any]) -> tuple[Usage, dict[str, Any]]:
+        """A call that delivered no message: its usage and `record_usage` options."""
+        return Usage.parse(response["usage"]), {
+            "prompt": call.prompt,
+            "finish_reason": INTERRUPTED,
+            "usage_source": response.get("usage_source", "reported"),
+            "response_id": self._state.rid,
+            "latency_ms": (time.perf_counter() - call.started) * 1000.0,
+            "predicted_cache_hit_tokens": call.predicted_hit,
+        }
 
     def _is_ended(self) -> bool:
         """Whether `close()` ran (a call, so a check made before a `yield` is not trusted)."""
@@ -192,7 +194,7 @@ class _Stream(Generic[_Chunks]):
         return "" if self.reply is None else self.reply.content
 
 
-class ReplyStream(_Stream[Iterable[object]]):
+class ReplyStream(_Stream[Iterable[object], "Conversation"]):
     """Iterate for `Delta`s; the reply is recorded when the stream ends (`.reply`).
 
     `with conv.send(..., stream=True) as stream:` closes it on exit; `close()` ends it early.
@@ -227,6 +229,19 @@ class ReplyStream(_Stream[Iterable[object]]):
         finally:
             self._store()
 
+    def _store(self) -> None:
+        """Record what arrived: the reply (as `reply`), or only the billed call."""
+        outcome = self._outcome()
+        if outcome is None:
+            return
+        call, response = outcome
+        if response["choices"]:
+            reply = self._base._record(call, response)
+            self.reply = evolve(reply, usage_counted=response.get("usage_source") == "counted")
+        else:
+            usage, options = self._billed(call, response)
+            self._base.thread.record_usage(usage, **options)
+
     def text(self) -> str:
         """Consume the stream; return the reply's content (what arrived, if it was cut)."""
         for _ in self:
@@ -245,7 +260,7 @@ class ReplyStream(_Stream[Iterable[object]]):
         self.close()
 
 
-class AsyncReplyStream(_Stream[AsyncIterable[object]]):
+class AsyncReplyStream(_Stream[AsyncIterable[object], "AsyncConversation"]):
     """`ReplyStream` for `AsyncConversation`: `async for delta in stream`, `async with`,
     `await stream.aclose()`."""
 
@@ -277,7 +292,20 @@ class AsyncReplyStream(_Stream[AsyncIterable[object]]):
                 if inspect.isawaitable(result):
                     await result
         finally:
-            self._store()
+            await self._store()
+
+    async def _store(self) -> None:
+        """`ReplyStream._store`, awaited."""
+        outcome = self._outcome()
+        if outcome is None:
+            return
+        call, response = outcome
+        if response["choices"]:
+            reply = await self._base._record(call, response)
+            self.reply = evolve(reply, usage_counted=response.get("usage_source") == "counted")
+        else:
+            usage, options = self._billed(call, response)
+            await self._base._io.record_usage(usage, **options)
 
     async def text(self) -> str:
         """Consume the stream; return the reply's content (what arrived, if it was cut)."""

@@ -18,7 +18,9 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from contextkit.db import engine as _engine
+from contextkit.db import steps
 from contextkit.db.recount import recount_all
+from contextkit.db.steps import Steps
 from contextkit.errors import ContextKitError, StoreError, ValidationError
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "migrations_dir",
     "open_engine",
     "upgrade",
+    "upgrade_plan",
 ]
 
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -75,10 +78,18 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
     Safe when several processes open a new database at once: they queue on a lock and the
     later ones find the work done.
     """
+    return _engine.drive(engine, upgrade_plan(revision))
+
+
+def upgrade_plan(revision: str = "head", *, migrate_schema: bool = True) -> Steps[str]:
+    """`upgrade` as a plan, for either driver; with `migrate_schema=False` a database that
+    is not at `revision` raises `ContextKitError` instead."""
     target = head_revision() if revision == "head" else revision
-    current = current_revision(engine)
+    current = yield from steps.read(_revision)
     if current == target:
         return target
+    if not migrate_schema:
+        raise ContextKitError("the database schema is not up to date; run: contextkit db upgrade")
     _check_forward(current, target)
 
     def run(conn: Connection) -> None:
@@ -88,8 +99,12 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
             if target == head_revision():
                 backfill(conn)
 
-    _engine.write(engine, run, foreign_keys=False)
+    yield from steps.write(run, foreign_keys=False)
     return target
+
+
+def _revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
 
 
 def _check_forward(current: str | None, target: str) -> None:

@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-from contextkit._validators import check_int
-from contextkit.db import calls, migrate, threads, transfer
 from contextkit.db import engine as db
+from contextkit.db import migrate, transfer
 from contextkit.db.engine import URL, Engine
-from contextkit.errors import NotFound, UnknownModelError, ValidationError
-from contextkit.models import spec_for
+from contextkit.db.steps import Steps
 from contextkit.policy import CompactionPolicy
-from contextkit.settings import check_owner, thread_settings
-from contextkit.summarizers import ExtractiveSummarizer, Summarizer
+from contextkit.store.base import THREADS_PAGE, BaseStore
+from contextkit.summarizers import Summarizer
 from contextkit.thread import Thread
 from contextkit.tokens.calibration import Calibration
-from contextkit.types import check_id
 
 __all__ = ["Store", "open"]
 
+T = TypeVar("T")
 
-class Store:
+
+class Store(BaseStore):
     """Threads in one database (SQLite file or PostgreSQL). Thread-safe; share one per process."""
 
     def __init__(
@@ -33,11 +31,8 @@ class Store:
         compaction: CompactionPolicy | None = None,
         summarizer: Summarizer | None = None,
     ) -> None:
+        super().__init__(compaction=compaction, summarizer=summarizer)
         self.engine = engine
-        self.compaction: CompactionPolicy = compaction or CompactionPolicy()
-        """Default compaction policy of `build()` on this store's threads."""
-        self.summarizer: Summarizer = summarizer or ExtractiveSummarizer()
-        """Default summarizer (offline and deterministic unless one is given)."""
 
     @property
     def url(self) -> URL:
@@ -59,6 +54,9 @@ class Store:
     ) -> None:
         self.close()
 
+    def _run(self, plan: Steps[T]) -> T:
+        return db.drive(self.engine, plan)
+
     def thread(
         self,
         id: str,
@@ -76,59 +74,32 @@ class Store:
         settings passed here must equal the stored ones (or be left at None), else
         `ValidationError`; change them with `thread.update(...)`.
         """
-        check_id(id, "thread id")
-        owner = check_owner(owner)
-        values = thread_settings(
-            model=model, system=system, max_context_tokens=max_context_tokens, metadata=metadata
-        )
-        state = db.write(self.engine, lambda conn: threads.get_or_create(conn, id, owner, values))
-        return Thread(self, state)
+        plan = self._thread_plan(id, model, owner, system, max_context_tokens, metadata)
+        return Thread(self, self._run(plan))
 
     def get_thread(self, id: str, *, owner: str = "") -> Thread:
         """The existing thread `id` of `owner`; `NotFound` if there is none, never creates."""
-        check_id(id, "thread id")
-        owner = check_owner(owner)
-        state = db.read(self.engine, partial(threads.by_id, id=id, owner=owner))
-        if state is None:
-            raise NotFound(f"no thread {id!r} of owner {owner!r}")
-        return Thread(self, state)
+        return Thread(self, self._run(self._get_thread_plan(id, owner)))
 
     def admin_thread(self, id: str, *, owner: str | None = None) -> Thread | None:
         """The thread `id` (of `owner`, or of whichever owner has one), or None: for
         operators' tools (CLI, export). `ValidationError` if several owners have an `id`
         and no `owner` is given. Applications use `thread()` / `get_thread()`.
         """
-        check_id(id, "thread id")
-        if owner is not None:
-            owner = check_owner(owner)
-            state = db.read(self.engine, partial(threads.by_id, id=id, owner=owner))
-            return None if state is None else Thread(self, state)
-        found = db.read(self.engine, partial(threads.by_id_any_owner, id=id))
-        if len(found) > 1:
-            owners = ", ".join(repr(s.owner) for s in found[:5])
-            raise ValidationError(
-                f"{len(found)} owners have a thread {id!r} ({owners}); name the owner "
-                "(owner=..., or --owner on the command line)"
-            )
-        return Thread(self, found[0]) if found else None
+        state = self._run(self._admin_thread_plan(id, owner))
+        return None if state is None else Thread(self, state)
 
     def threads(
-        self, *, owner: str = "", all_owners: bool = False, page_size: int = 200
+        self, *, owner: str = "", all_owners: bool = False, page_size: int = THREADS_PAGE
     ) -> Iterator[Thread]:
         """The owner's threads, most recently updated first (`all_owners=True`: everyone's)."""
-        owner = check_owner(owner)
-        check_int(page_size, "page_size", 1, 100_000)
+        owner = self._threads_args(owner, page_size)
+        return self._thread_pages(None if all_owners else owner, page_size)
+
+    def _thread_pages(self, owner: str | None, page_size: int) -> Iterator[Thread]:
         cursor: tuple[Any, int] | None = None
         while True:
-            states = db.read(
-                self.engine,
-                partial(
-                    threads.page,
-                    owner=None if all_owners else owner,
-                    cursor=cursor,
-                    limit=page_size,
-                ),
-            )
+            states = self._run(self._threads_page_plan(owner, cursor, page_size))
             for state in states:
                 yield Thread(self, state)
             if len(states) < page_size:
@@ -138,11 +109,7 @@ class Store:
     def calibration(self, model: str) -> Calibration:
         """What the provider reported beyond contextkit's counts for `model`, per prompt
         structure, as learned from recorded calls (`build()` adds the positive gaps)."""
-        try:
-            name = spec_for(model).name
-        except UnknownModelError:  # a model this process has not registered: as stored
-            name = model
-        return db.read(self.engine, partial(calls.calibration, model=name))
+        return self._run(self._calibration_plan(model))
 
     def export_records(self, *, owner: str | None = None) -> Iterator[dict[str, Any]]:
         """Export records of every thread (of `owner`; all owners when None), paged."""

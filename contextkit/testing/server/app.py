@@ -49,6 +49,7 @@ class DeepSeekServer:
         self._next_id = 0
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._latency = 0.0
 
     @property
     def host(self) -> str:
@@ -190,9 +191,28 @@ class DeepSeekServer:
         with self._lock:
             self._caches.clear()
 
-    def reset(self) -> None:
-        """Back to a fresh server: no cache, script, faults or log (ids keep counting)."""
+    def set_latency(self, seconds: float) -> None:
+        """Answer every chat request `seconds` late, as a model that takes time to reply
+        (each request waits on its own connection; other requests are served meanwhile)."""
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not (0 <= seconds <= 600)
+        ):
+            raise ValidationError(f"latency must be 0..600 seconds, got {seconds!r:.40}")
         with self._lock:
+            self._latency = float(seconds)
+
+    @property
+    def latency(self) -> float:
+        """The delay of every chat reply, in seconds (`set_latency`)."""
+        with self._lock:
+            return self._latency
+
+    def reset(self) -> None:
+        """Back to a fresh server: no cache, script, faults, latency or log (ids go on)."""
+        with self._lock:
+            self._latency = 0.0
             self._caches.clear()
             self._replies.clear()
             self._faults.clear()

@@ -12,6 +12,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -144,6 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             parse_error = str(exc)
         stream = isinstance(body, Mapping) and body.get("stream") is True
+        if app.latency:
+            time.sleep(app.latency)
         fault = app._take_fault()
         if fault is not None and fault.kind != "drop_mid_stream":
             if fault.kind == "drop":

@@ -1,29 +1,24 @@
 """`Thread`: one conversation's handle: append, read, build, record, compact, delete.
 
-A facade: every decision lives in the layers below (`window`, `compaction`, `usage`, the
-`db` package); this class binds them to one thread and its owner.
+A facade: every decision lives in `BaseThread` and the layers below; this class runs each
+operation's plan on the store's sync engine (`AsyncThread` is its awaited twin).
 """
 
 from __future__ import annotations
 
-import warnings
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from contextkit import compaction, usage, window
-from contextkit._validators import check_int
-from contextkit.db import cut, messages, threads
+from contextkit import usage
+from contextkit._sdk import Usage
 from contextkit.db import engine as db
-from contextkit.db.messages import Pending, pending
-from contextkit.db.threads import ThreadRef, ThreadState
-from contextkit.errors import CacheWarning, NotFound, ValidationError
+from contextkit.db.steps import Steps
+from contextkit.db.threads import ThreadState
 from contextkit.policy import CompactionPolicy
 from contextkit.prompt import Prompt
-from contextkit.settings import thread_settings
 from contextkit.summarizers import Summarizer, Summary
-from contextkit.types import Message, ThreadInfo, ToolCall, check_id
+from contextkit.thread._base import PAGE, BaseThread
+from contextkit.types import Message, ThreadInfo, ToolCall
 from contextkit.usage import Stats
 
 if TYPE_CHECKING:
@@ -31,12 +26,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Thread"]
 
-_PAGE = 500
-_TOOL_WARNINGS: weakref.WeakKeyDictionary[Store, set[int]] = weakref.WeakKeyDictionary()
-"""Threads (by key) a store has warned about a changed tool set: once per thread."""
+T = TypeVar("T")
 
 
-class Thread:
+class Thread(BaseThread):
     """A handle on a stored thread, bound to its owner.
 
     Obtained from `Store.thread()`; cheap to create, holds no connection. Messages are
@@ -44,56 +37,19 @@ class Thread:
     """
 
     def __init__(self, store: Store, state: ThreadState) -> None:
+        super().__init__(store, store.engine, state)
         self._store = store
-        self._ref = ThreadRef(store.engine, state.pk, state.id, state.owner)
-        self._info = state.info()
-        self._last_prompt: Prompt | None = None
-
-    def __repr__(self) -> str:
-        return f"<Thread {self.id!r} owner={self.owner!r} model={self.model!r}>"
-
-    @property
-    def id(self) -> str:
-        return self._info.id
-
-    @property
-    def owner(self) -> str:
-        return self._info.owner
-
-    @property
-    def model(self) -> str:
-        return self._info.model
-
-    @property
-    def system(self) -> str | None:
-        return self._info.system
-
-    @property
-    def max_context_tokens(self) -> int:
-        return self._info.max_context_tokens
-
-    @property
-    def metadata(self) -> Mapping[str, Any]:
-        return self._info.metadata
 
     @property
     def store(self) -> Store:
         return self._store
 
-    @property
-    def ref(self) -> ThreadRef:
-        """The thread's database, key and owner, for the operations in the layers below."""
-        return self._ref
-
-    @property
-    def last_prompt(self) -> Prompt | None:
-        """The prompt of this handle's last `prepare()`/`build()`, or None."""
-        return self._last_prompt
+    def _run(self, plan: Steps[T]) -> T:
+        return db.drive(self._ref.engine, plan)
 
     def info(self) -> ThreadInfo:
         """A fresh snapshot of the thread's settings and size."""
-        self._info = db.read(self._ref.engine, partial(threads.locked, ref=self._ref)).info()
-        return self._info
+        return self._run(self._info_plan())
 
     def __len__(self) -> int:
         return self.info().message_count
@@ -109,30 +65,26 @@ class Thread:
         messages stay in every prompt, right after the system prompt. Invalid input raises
         `ValidationError` and writes nothing.
         """
-        return self._write([pending(message, idempotency_key, pinned)])[0]
+        return self._run(self._append_plan(message, idempotency_key, pinned))
 
     def extend(self, messages: Iterable[object]) -> list[Message]:
         """Append several messages in one transaction: all are stored, or none."""
-        if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable):
-            raise ValidationError(f"extend takes a list of messages, got {type(messages).__name__}")
-        return self._write([pending(m, None, False) for m in messages])
+        return self._run(self._extend_plan(messages))
 
     def messages(
-        self, *, after: int = 0, before: int | None = None, page_size: int = _PAGE
+        self, *, after: int = 0, before: int | None = None, page_size: int = PAGE
     ) -> Iterator[Message]:
         """Iterate stored messages in seq order, `after < seq < before`, a page at a time.
 
         Never loads the whole thread: each page is one indexed range query.
         """
-        check_int(page_size, "page_size", 1, 100_000)
-        check_int(after, "after", 0)
-        if before is not None:
-            check_int(before, "before", 0)
+        self._check_page(after, before, page_size)
+        return self._pages(after, before, page_size)
+
+    def _pages(self, after: int, before: int | None, page_size: int) -> Iterator[Message]:
         last = after
         while True:
-            page = db.read(
-                self._ref.engine, partial(self._page, after=last, before=before, limit=page_size)
-            )
+            page = self._run(self._page_plan(last, before, page_size))
             yield from page
             if len(page) < page_size:
                 return
@@ -144,27 +96,7 @@ class Thread:
         Options: `tools`, `thinking`, `reasoning_effort`, `low_water`, `compaction`,
         `summarizer` (see `contextkit.window.prepare`).
         """
-        prompt = window.prepare(
-            self._ref,
-            model=self.model,
-            max_tokens=max_tokens,
-            defaults=(self._store.compaction, self._store.summarizer),
-            extra=extra,
-            **options,
-        )
-        warned = _TOOL_WARNINGS.setdefault(self._store, set())
-        if prompt.prefix_break == "tools" and self._ref.pk not in warned:
-            warned.add(self._ref.pk)
-            warnings.warn(
-                f"the tool set of thread {self.id!r} differs from its last call's: DeepSeek "
-                "renders tools into the system prompt, so every earlier turn renders anew and "
-                "the provider's prefix cache misses; declare the same tools on every call of "
-                "a thread",
-                CacheWarning,
-                stacklevel=2,
-            )
-        self._last_prompt = prompt
-        return prompt
+        return self._run(self._prepare_plan(max_tokens, extra, options))
 
     def check_turn(self, message: object, *, max_tokens: int, **options: Any) -> Message:
         """Check that `message` can open the next turn; returns it parsed, writes nothing.
@@ -174,17 +106,14 @@ class Thread:
         too large beside the fixed part, invalid options), so a send can fail before it
         stores anything. Options as for `prepare`, but `compaction`/`summarizer`.
         """
-        parsed = Message.parse(message)
-        window.check_turn(self._ref, parsed, model=self.model, max_tokens=max_tokens, **options)
-        return parsed
+        return self._run(self._check_turn_plan(message, max_tokens, options))
 
     def answered(
         self, message: object, idempotency_key: str, *, final: bool = False
     ) -> tuple[Message, usage.Recorded | None] | None:
         """The message stored under `idempotency_key` and its recorded reply, if any (see
         `contextkit.usage.answered`): how a retried keyed send finds that it already ran."""
-        key = check_id(idempotency_key, "idempotency_key")
-        return usage.answered(self._ref, Message.parse(message), key, final=final)
+        return self._run(self._answered_plan(message, idempotency_key, final))
 
     @overload
     def build(
@@ -211,8 +140,7 @@ class Thread:
         `format="anthropic"` returns `{"system": ..., "messages": [...]}` for the Anthropic
         Messages API instead.
         """
-        if format not in ("openai", "anthropic"):  # before prepare, which may compact
-            raise ValidationError(f"format must be 'openai' or 'anthropic', got {format!r:.40}")
+        self._check_format(format)
         prompt = self.prepare(max_tokens=max_tokens, extra=extra, **options)
         return prompt.to_list() if format == "openai" else prompt.to_anthropic()
 
@@ -246,19 +174,20 @@ class Thread:
         predicted_cache_hit_tokens: int | None = None,
     ) -> usage.Recorded:
         """`record`, also returning the parsed usage, finish reason and cost it stored."""
-        return usage.record_call(
-            self._ref,
-            response,
-            prompt=prompt if prompt is not None else self._last_prompt,
-            latency_ms=latency_ms,
-            predicted_cache_hit_tokens=predicted_cache_hit_tokens,
+        return self._run(
+            self._record_plan(response, prompt, latency_ms, predicted_cache_hit_tokens)
         )
+
+    def record_usage(self, recorded: Usage, **options: Any) -> float | None:
+        """Store a call that delivered no message (a stream cut before any text), billed all
+        the same; returns its cost. Options as for `contextkit.usage.record_usage`."""
+        return self._run(self._record_usage_plan(recorded, options))
 
     def stats(self) -> Stats:
         """Messages, tokens, calls, cache hit/miss, cost in USD."""
-        return usage.stats(self._ref)
+        return self._run(self._stats_plan())
 
-    def history(self, *, page_size: int = _PAGE) -> Iterator[Message]:
+    def history(self, *, page_size: int = PAGE) -> Iterator[Message]:
         """Every stored message, oldest first, summarized or not (paged, never all at once)."""
         return self.messages(page_size=page_size)
 
@@ -274,37 +203,20 @@ class Thread:
         Returns the new summary, or None when there is nothing older than the recent turns
         to fold in (or another worker compacted first).
         """
-        return compaction.compact(
-            self._ref,
-            summarizer=summarizer or self._store.summarizer,
-            policy=policy or self._store.compaction,
-            max_tokens=max_tokens,
-            force=True,
-        )
+        return self._run(self._compact_plan(summarizer, policy, max_tokens))
 
     def summaries(self) -> list[Summary]:
         """The thread's summaries, oldest first (each covers messages 1..upto_seq)."""
-        return compaction.summaries_of(self._ref)
+        return self._run(self._summaries_plan())
 
     def pending_tool_calls(self) -> list[ToolCall]:
         """Tool calls the thread made that have no result yet (after a crash mid-loop, say),
         in call order: append a `tool` message for each before the next `build()`."""
-
-        def read(conn: db.Connection) -> list[ToolCall]:
-            threads.locked(conn, self._ref)
-            return cut.pending_calls(conn, self._ref.pk)
-
-        return db.read(self._ref.engine, read)
+        return self._run(self._pending_calls_plan())
 
     def get(self, seq: int) -> Message:
         """The message with this seq, or `NotFound`."""
-        check_int(seq, "seq", 1)
-        page = db.read(
-            self._ref.engine, partial(self._page, after=seq - 1, before=seq + 1, limit=1)
-        )
-        if not page:
-            raise NotFound(f"thread {self.id!r} has no message {seq}")
-        return page[0]
+        return self._run(self._get_plan(seq))
 
     def update(
         self,
@@ -315,32 +227,9 @@ class Thread:
         metadata: Mapping[str, Any] | None = None,
     ) -> ThreadInfo:
         """Change the thread's settings; arguments left at None keep their value."""
-        values = thread_settings(
-            model=model, system=system, max_context_tokens=max_context_tokens, metadata=metadata
-        )
-
-        def txn(conn: db.Connection) -> ThreadInfo:
-            return threads.update_settings(conn, threads.locked(conn, self._ref), values).info()
-
-        self._info = db.write(self._ref.engine, txn)
-        return self._info
+        return self._run(self._update_plan(model, system, max_context_tokens, metadata))
 
     def delete(self) -> None:
         """Delete the thread, its messages, calls and summaries, and its images no other thread
         shows. Further use of this handle: `NotFound`."""
-        db.write(self._ref.engine, partial(threads.delete_thread, ref=self._ref))
-
-    def _page(
-        self, conn: db.Connection, *, after: int, before: int | None, limit: int
-    ) -> list[Message]:
-        threads.locked(conn, self._ref)
-        return messages.page(conn, self._ref.pk, after, before, limit)
-
-    def _write(self, items: list[Pending]) -> list[Message]:
-        if not items:
-            return []
-
-        def txn(conn: db.Connection) -> list[Message]:
-            return messages.insert_messages(conn, threads.locked(conn, self._ref), items)
-
-        return db.write(self._ref.engine, txn)
+        self._run(self._delete_plan())
