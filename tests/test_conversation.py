@@ -190,7 +190,8 @@ def test_async_conversation(store, deepseek):
 
     async def go():
         aclient = openai.AsyncOpenAI(base_url=deepseek.base_url, api_key="test")
-        conv = contextkit.AsyncConversation(aclient, t)
+        astore = await contextkit.open_async(store.url)
+        conv = contextkit.AsyncConversation(aclient, await astore.get_thread(t.id))
         r = await conv.send("hello async")
         stream = await conv.send("stream async", stream=True)
         text = await stream.text()

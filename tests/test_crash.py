@@ -117,6 +117,21 @@ while True:
 """
 )
 
+def _awaited(script: str) -> str:
+    """The writer on the async store: the same loop inside `async def main()`, awaited."""
+    head, body = script.split("store = contextkit.open(url)\n", 1)
+    body = body.replace("thread = store.thread(", "thread = await store.thread(")
+    body = body.replace("thread.append(", "await thread.append(")
+    body = body.replace("thread.extend(", "await thread.extend(")
+    indented = "".join(f"    {line}\n" if line else "\n" for line in body.splitlines())
+    return (
+        f"{head}import asyncio\nasync def main():\n    store = await contextkit.open_async(url)\n"
+        f"{indented}asyncio.run(main())\n"
+    )
+
+
+ASYNC_WRITER = _awaited(WRITER)
+
 COMPACTOR = (
     COMMON
     + r"""
@@ -307,10 +322,12 @@ def further_work(store: contextkit.Store) -> None:
     assert_clean(store)
 
 
+@pytest.mark.parametrize("twin", ["sync", "async"])
 @pytest.mark.parametrize("layout", ["one-thread", "thread-each"])
-def test_kill_9_mid_append(database: Database, tmp_path: Path, layout: str) -> None:
+def test_kill_9_mid_append(database: Database, tmp_path: Path, layout: str, twin: str) -> None:
     store = contextkit.open(database.url)
-    rng = random.Random(f"{database.kind}-{layout}")
+    script = WRITER if twin == "sync" else ASYNC_WRITER
+    rng = random.Random(f"{database.kind}-{layout}-{twin}")
     logs: list[Path] = []
     stats: Counter[str] = Counter()
     seen: set[str] = set()
@@ -323,7 +340,7 @@ def test_kill_9_mid_append(database: Database, tmp_path: Path, layout: str) -> N
             _OWNERS[name] = tid
             started.append(tmp_path / f"{name}.started")
             logs.append(tmp_path / f"{name}.log")
-            procs.append(spawn(WRITER, database.url, tid, name, started[-1], logs[-1], 1))
+            procs.append(spawn(script, database.url, tid, name, started[-1], logs[-1], 1))
         try:
             wait_for(started, procs)
             for proc in procs:  # staggered: each dies at its own random moment
@@ -337,7 +354,7 @@ def test_kill_9_mid_append(database: Database, tmp_path: Path, layout: str) -> N
     further_work(store)
     total = sum(len(t) for t in store.threads(owner=OWNER))
     print(
-        f"\n{database.kind} {layout}: {ROUNDS} rounds x {writers} writers killed, {total} msgs; "
+        f"\n{database.kind} {layout} {twin}: {ROUNDS} rounds x {writers} writers killed, {total} msgs; "
         f"writes in flight at the kill: {stats['in_flight']} ({stats['landed']} had landed, "
         f"{stats['retried']} keyed appends retried)"
     )

@@ -105,7 +105,9 @@ def test_a_keyed_send_replays_on_the_async_twin(store, deepseek):
 
     async def go() -> tuple[contextkit.Reply, contextkit.Reply]:
         aclient = openai.AsyncOpenAI(base_url=deepseek.base_url, api_key="test", max_retries=0)
-        conv = contextkit.AsyncConversation(aclient, t, max_tokens=200)
+        astore = await contextkit.open_async(store.url)
+        at = await astore.get_thread(t.id)
+        conv = contextkit.AsyncConversation(aclient, at, max_tokens=200)
         first = await conv.send("Hi", idempotency_key="a-1")
         return first, await conv.send("Hi", idempotency_key="a-1")
 

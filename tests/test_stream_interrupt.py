@@ -274,7 +274,8 @@ def test_async_twins(store, deepseek):
 
     async def go() -> None:
         async with aclient(deepseek) as ac:
-            conv = contextkit.AsyncConversation(ac, t)
+            astore = await contextkit.open_async(store.url)
+            conv = contextkit.AsyncConversation(ac, await astore.get_thread(t.id))
             # break out of `async for`: the event loop finalizes the iterator, which records
             deepseek.script(ScriptedReply(CONTENT, reasoning=REASONING))
             stream = await conv.send("Why?", stream=True)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import hashlib
+import inspect
 import os
 import traceback
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -160,12 +162,23 @@ def case(op: str, *args: Any, tags: Any = (), expect: str = INVALID, **kwargs: A
 class Env:
     """A seeded store, the handles the cases call, and the database's expected checksum."""
 
-    def __init__(self, database: Database, family: str) -> None:
-        self.kind = database.kind
+    def __init__(self, database: Database, family: str, twin: str = "sync") -> None:
+        self.kind = database.kind if twin == "sync" else f"{database.kind}/async"
         self.family = family
         self.store = contextkit.open(database.url)
         seed(self.store)
-        self.alice = self.store.get_thread(ALICE, owner="alice")
+        self.alice: Any = self.store.get_thread(ALICE, owner="alice")
+        self.target_store: Any = self.store
+        self.loop: asyncio.AbstractEventLoop | None = None
+        if twin == "async":  # the same cases on the awaited twins; the oracle stays sync
+            self.loop = asyncio.new_event_loop()
+            self.target_store = self.loop.run_until_complete(contextkit.open_async(database.url))
+            self.alice = self.loop.run_until_complete(
+                self.target_store.get_thread(ALICE, owner="alice")
+            )
+            sa.event.listen(
+                self.target_store.engine.sync_engine, "before_cursor_execute", self._statement
+            )
         self.baseline = checksum(self.store)
         self.examples = 0
         self.checksums = 0
@@ -176,6 +189,20 @@ class Env:
 
     def close(self) -> None:
         self.store.close()
+        if self.loop is not None:
+            self.loop.run_until_complete(self.target_store.close())
+            self.loop.close()
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`fn(...)`, awaited on the async twin; iterators (sync or async) collected."""
+        result = fn(*args, **kwargs)
+        if self.loop is not None and inspect.isawaitable(result):
+            result = self.loop.run_until_complete(result)
+        if self.loop is not None and isinstance(result, AsyncIterator):
+            result = self.loop.run_until_complete(_collect(result))
+        if isinstance(result, Iterator):
+            result = list(result)
+        return result
 
     def _statement(self, conn: sa.Connection, _c: Any, statement: str, *_: Any) -> None:
         """Note any statement that could change the database (all but plain reads)."""
@@ -198,14 +225,14 @@ class Env:
     def target(self, op: str) -> Callable[..., Any]:
         owner, *path = op.split(".")
         objects: dict[str, Any] = {
-            "store": self.store,
+            "store": self.target_store,
             "alice": self.alice,
             "contextkit": contextkit,
             "images": images,
             "transfer": transfer,
         }
         if op == "transfer.import_records":
-            return self.store.import_records
+            return self.target_store.import_records  # type: ignore[no-any-return]
         fn = functools.reduce(getattr, path, objects[owner])
         return fn  # type: ignore[no-any-return]
 
@@ -220,9 +247,7 @@ class Env:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                result = fn(*c.args, **c.kwargs)
-                if isinstance(result, Iterator):
-                    result = list(result)
+                result = self.call(fn, *c.args, **c.kwargs)
         except ContextKitError as exc:
             raised = exc
             if not isinstance(exc, c.want):
@@ -234,6 +259,8 @@ class Env:
         finally:
             if c.op == "contextkit.open" and isinstance(result, contextkit.Store):
                 result.close()
+            if isinstance(result, contextkit.AsyncStore) and self.loop is not None:
+                self.loop.run_until_complete(result.close())
         self.outcomes[type(raised).__name__ if raised else "returned"] += 1
         after = self.checksum()
         if raised is not None and after != self.baseline:
@@ -270,3 +297,7 @@ class Env:
             f"{self.kind} {self.family}: {self.examples} examples ({self.checksums} checksums); "
             f"{outcomes}"
         )
+
+
+async def _collect(items: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in items]

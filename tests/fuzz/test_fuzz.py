@@ -39,13 +39,19 @@ FAMILIES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
 }
 
 
+ASYNC_SHARE = 4
+"""The async twins get a quarter of each family's examples: the same cases, awaited."""
+
+
+@pytest.mark.parametrize("twin", ["sync", "async"])
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_fuzz(database: Database, family: str) -> None:
-    env = Env(database, family)
+def test_fuzz(database: Database, family: str, twin: str) -> None:
+    env = Env(database, family, twin)
+    quota = QUOTA[family] if twin == "sync" else math.ceil(QUOTA[family] / ASYNC_SHARE)
     try:
 
         @settings(
-            max_examples=QUOTA[family],
+            max_examples=quota,
             deadline=None,
             derandomize=True,
             database=None,
@@ -62,7 +68,7 @@ def test_fuzz(database: Database, family: str) -> None:
         if env.violations:
             shown = "\n".join(env.violations[:5])
             pytest.fail(f"{len(env.violations)} violation(s), first:\n{shown}", pytrace=False)
-        assert env.examples >= QUOTA[family], env.report()
+        assert env.examples >= quota, env.report()
         assert env.store.check() == []
     finally:
         env.close()
