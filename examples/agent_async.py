@@ -8,8 +8,11 @@ and printed from there afterwards.
 Every step being stored is what lets an agent survive a crash. With `--crash-after N` the
 agent runs in a child process that dies (`os._exit`, no cleanup) when the model asks for
 tool call N+1, that is with N tool results stored; a second process opens the same
-database, finds the calls left unanswered (`thread.pending_tool_calls()`) and goes on with
-`await agent.run(None, tools=...)`, which runs them and continues the loop to the answer.
+database, finds the calls left unanswered (`await thread.pending_tool_calls()`) and goes on
+with `await agent.run(None, tools=...)`, which runs them and continues the loop to the answer.
+
+The store is `contextkit.open_async()`: every database operation is awaited and never blocks
+the event loop; the tools of one step run concurrently, their results stored in call order.
 
     python examples/agent_async.py                        # local server, scripted tool calls
     python examples/agent_async.py --crash-after 1        # crash mid-loop, resume in a new process
@@ -131,8 +134,10 @@ def db_url(value: str) -> str:
 def dying_after(n: int) -> dict:
     """TOOLS, wrapped so that the process dies when tool call n+1 starts (n results stored).
 
-    Each tool result is stored as soon as its tool returns, so when the next tool starts
-    every earlier one is in the database: this is a crash mid-loop, at the worst moment.
+    Each tool result is stored as soon as it and the results before it are in, in call
+    order. The tools of one step run concurrently, so tool n+1 waits a moment before it
+    dies, to let the earlier results of its step be stored: a crash mid-loop, at the worst
+    moment.
     """
     started = 0
 
@@ -140,6 +145,7 @@ def dying_after(n: int) -> dict:
         async def tool(**kwargs):
             nonlocal started
             if started >= n:
+                await asyncio.sleep(0.5)
                 print(f"  ** process {os.getpid()} dies before running {name} **", flush=True)
                 os._exit(CRASHED)
             started += 1
@@ -153,16 +159,16 @@ def dying_after(n: int) -> dict:
 
 async def ask(agent, thread, question: str, tools: dict) -> None:
     print(f"\nuser: {question}", flush=True)
-    start = len(thread)
+    start = (await thread.info()).message_count
     reply = await agent.run(question, tools=tools, schemas=SCHEMAS, max_steps=8)
-    show(thread.messages(after=start + 1, before=reply.message.seq))
+    show([m async for m in thread.messages(after=start + 1, before=reply.message.seq)])
     print(f"  answer:  {reply.content}  ({reply.steps} model calls)", flush=True)
 
 
 async def resume(agent, thread) -> None:
     """Finish the turn a crashed process left, then ask the questions it did not get to."""
-    pending = thread.pending_tool_calls()
-    messages = list(thread.messages())
+    pending = await thread.pending_tool_calls()
+    messages = [m async for m in thread.messages()]
     print(f"  found {len(messages)} messages, {len(pending)} unanswered tool call(s)")
     for call in pending:
         print(f"  pending: {call.function.name}({call.function.arguments})")
@@ -171,7 +177,7 @@ async def resume(agent, thread) -> None:
         asked = max(m.seq for m in messages if m.role.value == "user")
         print("\nresuming the interrupted turn: run(None, tools=...)", flush=True)
         reply = await agent.run(None, tools=TOOLS, schemas=SCHEMAS, max_steps=8)
-        show(thread.messages(after=asked, before=reply.message.seq))
+        show([m async for m in thread.messages(after=asked, before=reply.message.seq)])
         print(f"  answer:  {reply.content}  ({reply.steps} model calls)", flush=True)
     done = sum(m.role.value == "user" for m in messages)
     for question in QUESTIONS[done:]:
@@ -182,8 +188,8 @@ async def agent_process(url: str, base_url: str, *, crash_after: int | None) -> 
     """One process's work on the thread: a run that may crash, or the resume after it."""
     key = os.environ.get("DEEPSEEK_API_KEY", "local")
     client = openai.AsyncOpenAI(base_url=base_url, api_key=key)
-    with contextkit.open(url) as store:
-        thread = store.thread(THREAD, model="deepseek-v4-flash", system=SYSTEM)
+    async with await contextkit.open_async(url) as store:
+        thread = await store.thread(THREAD, model="deepseek-v4-flash", system=SYSTEM)
         agent = contextkit.AsyncConversation(client, thread, max_tokens=2_000)
         if crash_after is None:
             print(f"\nprocess 2 (pid {os.getpid()}) opens the thread", flush=True)
@@ -196,9 +202,9 @@ async def agent_process(url: str, base_url: str, *, crash_after: int | None) -> 
     await client.close()
 
 
-def report(url: str) -> None:
-    with contextkit.open(url) as store:
-        st = store.thread(THREAD).stats()
+async def report(url: str) -> None:
+    async with await contextkit.open_async(url) as store:
+        st = await (await store.thread(THREAD)).stats()
     print(f"\n{st.calls} calls, cache hit ratio {st.cache_hit_ratio:.0%}, ${st.cost_usd:.6f}")
 
 
@@ -230,8 +236,8 @@ async def main() -> None:
         url = db_url(args.db or str(tmp / "agent.db"))
         if args.crash_after is None:
             client = openai.AsyncOpenAI(base_url=base_url, api_key=key or "local")
-            with contextkit.open(url) as store:
-                thread = store.thread(THREAD, model="deepseek-v4-flash", system=SYSTEM)
+            async with await contextkit.open_async(url) as store:
+                thread = await store.thread(THREAD, model="deepseek-v4-flash", system=SYSTEM)
                 agent = contextkit.AsyncConversation(client, thread, max_tokens=2_000)
                 for question in QUESTIONS:
                     await ask(agent, thread, question, TOOLS)
@@ -245,7 +251,7 @@ async def main() -> None:
             if first.returncode not in (0, CRASHED):
                 raise SystemExit(f"process 1 failed with exit code {first.returncode}")
             await asyncio.to_thread(subprocess.run, [*child, "--child", "resume"], check=True)
-        report(url)
+        await report(url)
 
 
 if __name__ == "__main__":

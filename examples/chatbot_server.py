@@ -1,6 +1,6 @@
 """A multi-user streaming chatbot: a FastAPI app on uvicorn, one stored thread per conversation.
 
-    pip install contextkit fastapi uvicorn
+    pip install "contextkit[async]" fastapi uvicorn
     python examples/chatbot_server.py --db sqlite:///chat.db --port 8000
     DEEPSEEK_API_KEY=sk-... python examples/chatbot_server.py --db postgresql+psycopg://...
 
@@ -21,10 +21,12 @@ conversation id names one of this user's conversations, so another user's id rev
 nothing (404, or a new conversation of one's own when posting to it).
 In a real app the user comes from your authentication, not from a header the client sets.
 
-The endpoints are plain `def` functions, so FastAPI runs them (and the streamed body) in its
-thread pool: contextkit's sync `Conversation` does its database work and model calls there,
-never on the event loop. One `Store` and one OpenAI client are shared by every request;
-a `Conversation` is made per request (it is not thread-safe, and it is cheap).
+The endpoints are `async def` and use the async twins: `contextkit.open_async()` gives an
+`AsyncStore` whose database work is awaited (aiosqlite / psycopg async) and never blocks the
+event loop, and `AsyncConversation` on `openai.AsyncOpenAI` awaits the model. One
+`AsyncStore` and one client are shared by every request (both are safe to share between the
+tasks of one event loop); a thread handle and an `AsyncConversation` are made per request
+(cheap, and a conversation is not meant to be shared between concurrent tasks).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import argparse
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
@@ -68,8 +70,8 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def stats_of(thread: contextkit.Thread) -> dict[str, Any]:
-    st = thread.stats()
+async def stats_of(thread: contextkit.AsyncThread) -> dict[str, Any]:
+    st = await thread.stats()
     return {
         "messages": st.messages,
         "calls": st.calls,
@@ -82,13 +84,13 @@ def stats_of(thread: contextkit.Thread) -> dict[str, Any]:
     }
 
 
-def create_app(url: str, client: openai.OpenAI, *, max_tokens: int = 400) -> FastAPI:
+def create_app(url: str, client: openai.AsyncOpenAI, *, max_tokens: int = 400) -> FastAPI:
     """The app: opens the store at `url` on startup, closes it on shutdown."""
-    state: dict[str, contextkit.Store] = {}
+    state: dict[str, contextkit.AsyncStore] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        with contextkit.open(url) as store:
+        async with await contextkit.open_async(url) as store:
             print(f"store: {store.url.render_as_string(hide_password=True)}", flush=True)
             state["store"] = store
             yield
@@ -97,44 +99,49 @@ def create_app(url: str, client: openai.OpenAI, *, max_tokens: int = 400) -> Fas
 
     app = FastAPI(title="contextkit chatbot", lifespan=lifespan)
 
-    def user_thread(conversation_id: str, user: str | None, *, create: bool) -> contextkit.Thread:
+    async def user_thread(
+        conversation_id: str, user: str | None, *, create: bool
+    ) -> contextkit.AsyncThread:
         """The user's thread for this conversation, or the HTTP error that says why not."""
         if not user:
             raise HTTPException(401, "send the user id in the X-User header")
         store = state["store"]
         try:
             if create:
-                return store.thread(conversation_id, model=MODEL, owner=user, system=SYSTEM)
-            return store.get_thread(conversation_id, owner=user)
+                return await store.thread(conversation_id, model=MODEL, owner=user, system=SYSTEM)
+            return await store.get_thread(conversation_id, owner=user)
         except contextkit.NotFoundError:
             raise HTTPException(404, f"no conversation {conversation_id!r}") from None
         except contextkit.ValidationError as exc:
             raise HTTPException(422, str(exc)) from None
 
     @app.get("/health")
-    def health() -> dict[str, bool]:
+    async def health() -> dict[str, bool]:
         return {"ok": "store" in state}
 
     @app.post("/chat/{conversation_id}")
-    def chat(
+    async def chat(
         conversation_id: str, body: ChatRequest, x_user: str | None = Header(None)
     ) -> StreamingResponse:
-        thread = user_thread(conversation_id, x_user, create=True)
+        thread = await user_thread(conversation_id, x_user, create=True)
         # predict_cache=False: a Conversation made per request has no cache history to
         # predict from; the provider still reports the real hits, which are recorded.
-        conv = contextkit.Conversation(client, thread, max_tokens=max_tokens, predict_cache=False)
+        conv = contextkit.AsyncConversation(
+            client, thread, max_tokens=max_tokens, predict_cache=False
+        )
         try:  # appends the user message and opens the model's stream, before any byte is sent
-            stream = conv.send(body.message, stream=True, thinking=False)
+            stream = await conv.send(body.message, stream=True, thinking=False)
         except contextkit.ValidationError as exc:
             raise HTTPException(422, str(exc)) from None
         except openai.APIError as exc:
             raise HTTPException(502, f"the model call failed: {exc}") from None
 
-        def events() -> Iterator[str]:
+        async def events() -> AsyncIterator[str]:
             try:
-                for delta in stream:
-                    yield sse("delta", {"kind": delta.kind, "text": delta.text})
-            except Exception as exc:  # the stream broke off: nothing was recorded
+                async with stream:  # a client that disconnects ends it: what arrived is stored
+                    async for delta in stream:
+                        yield sse("delta", {"kind": delta.kind, "text": delta.text})
+            except Exception as exc:  # the stream broke off: what arrived is recorded
                 yield sse("error", {"error": f"{type(exc).__name__}: {exc}"})
                 return
             reply = stream.reply
@@ -154,26 +161,28 @@ def create_app(url: str, client: openai.OpenAI, *, max_tokens: int = 400) -> Fas
         return StreamingResponse(events(), media_type="text/event-stream")
 
     @app.get("/conversations")
-    def conversations(x_user: str | None = Header(None)) -> list[dict[str, Any]]:
+    async def conversations(x_user: str | None = Header(None)) -> list[dict[str, Any]]:
         if not x_user:
             raise HTTPException(401, "send the user id in the X-User header")
         try:
-            threads = list(state["store"].threads(owner=x_user))
+            threads = [t async for t in state["store"].threads(owner=x_user)]
         except contextkit.ValidationError as exc:
             raise HTTPException(422, str(exc)) from None
-        return [{"id": t.id, "messages": len(t)} for t in threads]
+        return [{"id": t.id, "messages": (await t.info()).message_count} for t in threads]
 
     @app.get("/conversations/{conversation_id}")
-    def conversation(conversation_id: str, x_user: str | None = Header(None)) -> dict[str, Any]:
-        thread = user_thread(conversation_id, x_user, create=False)
+    async def conversation(
+        conversation_id: str, x_user: str | None = Header(None)
+    ) -> dict[str, Any]:
+        thread = await user_thread(conversation_id, x_user, create=False)
         messages = [
-            {"seq": m.seq, "role": m.role.value, "content": m.text} for m in thread.messages()
+            {"seq": m.seq, "role": m.role.value, "content": m.text} async for m in thread.messages()
         ]
         return {
             "id": thread.id,
             "owner": thread.owner,
             "messages": messages,
-            "stats": stats_of(thread),
+            "stats": await stats_of(thread),
         }
 
     return app
@@ -189,13 +198,13 @@ def main() -> None:
 
     with ExitStack() as stack:
         if key := os.environ.get("DEEPSEEK_API_KEY"):
-            client = openai.OpenAI(base_url="https://api.deepseek.com", api_key=key)
+            client = openai.AsyncOpenAI(base_url="https://api.deepseek.com", api_key=key)
         else:
             from contextkit.testing.server import serve
 
             server = stack.enter_context(serve())
             print(f"No DEEPSEEK_API_KEY: using the local test server at {server.base_url}")
-            client = openai.OpenAI(base_url=server.base_url, api_key="local")
+            client = openai.AsyncOpenAI(base_url=server.base_url, api_key="local")
         app = create_app(db_url(args.db), client)
         print(f"chatbot on http://{args.host}:{args.port}", flush=True)
         # SIGTERM (what a process manager sends) shuts down like Ctrl-C: uvicorn finishes the
@@ -208,7 +217,6 @@ def main() -> None:
             log_level="warning",
             access_log=args.access_log,
         )
-        client.close()
 
 
 if __name__ == "__main__":

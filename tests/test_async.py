@@ -629,3 +629,31 @@ def test_open_async_migrates_a_new_database_once_and_refuses_an_old_one(tmp_path
             await contextkit.open_async(f"sqlite:///{old}", migrate_schema=False)
 
     asyncio.run(refuse())
+
+
+def test_the_readme_async_block_runs_as_written(tmp_path, deepseek):
+    """The README's FastAPI example, run as written (the local server for DeepSeek's)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Async\n", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace("https://api.deepseek.com", deepseek.base_url)
+    test = """
+from fastapi.testclient import TestClient
+with TestClient(app) as http:
+    for text in ("hello", "again"):
+        r = http.post("/chat/trip-1", params={"user": "alice", "message": text})
+        assert r.status_code == 200, r.text
+        print(r.json()["seq"], r.json()["cost_usd"] > 0)
+    other = http.post("/chat/trip-1", params={"user": "bob", "message": "mine"}).json()
+    print("bob", other["seq"])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code + test],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2", "True", "4", "True", "bob", "2"]
+    assert (tmp_path / "chat.db").exists()

@@ -117,6 +117,7 @@ while True:
 """
 )
 
+
 def _awaited(script: str) -> str:
     """The writer on the async store: the same loop inside `async def main()`, awaited."""
     head, body = script.split("store = contextkit.open(url)\n", 1)

@@ -292,11 +292,15 @@ class AsyncConversation(_Base[BaseThread]):
         return loop.done(reply)
 
     async def _answer_all(self, tools: ToolFunctions, calls: Sequence[ToolCall]) -> None:
-        """Run the step's tools concurrently; store their results in call order, at once."""
-        if not calls:
-            return
-        results = await asyncio.gather(*(_arun_tool(tools, call) for call in calls))
-        await self._io.extend([self._answer(c, r) for c, r in zip(calls, results, strict=True)])
+        """Run the step's tools concurrently; store each result in call order as soon as it
+        and the ones before it are done (a crash keeps every result stored before it)."""
+        tasks = [asyncio.ensure_future(_arun_tool(tools, call)) for call in calls]
+        try:
+            for call, task in zip(calls, tasks, strict=True):
+                await self._io.append(self._answer(call, await task))
+        finally:
+            for task in tasks:  # cancelled or failed mid-step: stop the tools still running
+                task.cancel()
 
 
 class _OffLoop:

@@ -6,6 +6,8 @@ text the model sees (its next step can recover), never an exception in the calle
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import inspect
 import json
 from collections.abc import Callable, Mapping
@@ -91,13 +93,16 @@ def _run_tool(tools: ToolFunctions, call: ToolCall) -> str:
 
 
 async def _arun_tool(tools: ToolFunctions, call: ToolCall) -> str:
-    """`_run_tool` for plain or `async` tools."""
+    """`_run_tool` for plain or `async` tools; a plain tool runs in a worker thread, so a
+    blocking one (file, HTTP, database) never holds the event loop."""
     target = _tool_target(tools, call)
     if isinstance(target, str):
         return target
     fn, args = target
     try:
-        result = fn(**args)
+        if inspect.iscoroutinefunction(fn):
+            return _as_text(await fn(**args))
+        result = await asyncio.to_thread(functools.partial(fn, **args))  # off the loop
         return _as_text(await result if inspect.isawaitable(result) else result)
     except Exception as exc:
         return _error_text(exc)
