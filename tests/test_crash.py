@@ -355,7 +355,8 @@ def test_kill_9_mid_append(database: Database, tmp_path: Path, layout: str, twin
     further_work(store)
     total = sum(len(t) for t in store.threads(owner=OWNER))
     print(
-        f"\n{database.kind} {layout} {twin}: {ROUNDS} rounds x {writers} writers killed, {total} msgs; "
+        f"\n{database.kind} {layout} {twin}: {ROUNDS} rounds x {writers} writers killed, "
+        f"{total} msgs; "
         f"writes in flight at the kill: {stats['in_flight']} ({stats['landed']} had landed, "
         f"{stats['retried']} keyed appends retried)"
     )
