@@ -300,6 +300,7 @@ def test_a_send_waiting_on_another_process_lock_never_stalls_the_loop(database, 
         await athread.append({"role": "user", "content": "warm up"})
         client = openai.AsyncOpenAI(base_url=deepseek.base_url, api_key="t")
         conv = contextkit.AsyncConversation(client, athread)
+        await conv.send("warm up", max_tokens=50)  # the SDK's lazy imports: not the store's
         locker = hold_lock(database, 2.0)
         try:
             async with Ticker() as ticker:
@@ -318,13 +319,15 @@ def test_a_send_waiting_on_another_process_lock_never_stalls_the_loop(database, 
     )
     assert waited >= 1.5  # it did wait for the lock ...
     assert worst < 0.25  # ... without holding the loop (the inline form stalled it ~2 s)
-    assert reply.content and reply.message.seq == 3
+    assert reply.content and reply.message.seq == 5
 
 
 def test_compaction_with_a_sync_llm_summarizer_runs_off_the_loop(tmp_path, deepseek):
     """A summarizer on a sync client (blocking HTTP) is called in a worker thread."""
     deepseek.set_latency(0.6)
     sync_client = openai.OpenAI(base_url=deepseek.base_url, api_key="t")
+    warm = [contextkit.Message.parse({"role": "user", "content": "warm the SDK's imports"})]
+    contextkit.LLMSummarizer(sync_client).summarize(warm, previous=None, max_tokens=20, model=MODEL)
 
     async def go() -> tuple[float, list[contextkit.Summary]]:
         astore = await contextkit.open_async(

@@ -19,6 +19,7 @@ from contextkit.db import engine as db
 from contextkit.db.aengine import AsyncEngine
 from contextkit.db.engine import URL, Engine
 from contextkit.db.steps import Steps
+from contextkit.models import spec_for
 from contextkit.policy import CompactionPolicy
 from contextkit.store.base import THREADS_PAGE, BaseStore
 from contextkit.summarizers import Summarizer
@@ -29,6 +30,8 @@ __all__ = ["AsyncStore", "open_async"]
 
 T = TypeVar("T")
 
+DEFAULT_MODEL = "deepseek-v4-flash"
+"""Whose tokenizer `open_async` builds in its worker thread (the first count's cost)."""
 _MIGRATED: set[str] = set()
 """Databases (URL with password) this process has brought to the head revision."""
 _MIGRATING: dict[str, asyncio.Lock] = {}
@@ -207,6 +210,7 @@ async def _schema(engine: AsyncEngine, *, migrate_schema: bool, busy_timeout: fl
                 busy_timeout=busy_timeout,
             )
             sync.dispose()
+            spec_for(DEFAULT_MODEL).tokenizer.count("")  # built here, not on the loop
 
         await asyncio.to_thread(run)
         _MIGRATED.add(key)
