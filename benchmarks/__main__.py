@@ -41,6 +41,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "replay": ("bench_peers.py", ["--parts", "replay", "--quick"], ["--parts", "replay"]),
     "agents": ("bench_peers.py", ["--parts", "agents", "--quick"], ["--parts", "agents"]),
     "policy": ("bench_policy.py", ["--quick"], []),
+    "async": ("bench_async.py", ["--quick"], []),
 }
 
 

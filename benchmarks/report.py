@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
-FILES = ("tokens", "peers-append", "peers-build", "peers-replay", "peers-agents", "policy")
+FILES = (
+    "tokens",
+    "peers-append",
+    "peers-build",
+    "peers-replay",
+    "peers-agents",
+    "policy",
+    "async",
+)
 VERSIONS = (
     "contextkit",
     "langchain-core",
@@ -500,6 +508,48 @@ def section_policy(doc: Doc) -> list[str]:
     return lines
 
 
+def section_async(doc: Doc) -> list[str]:
+    headers = [
+        "database",
+        "twin",
+        "users x turns",
+        "wall s",
+        "turns/s",
+        "turn p50 ms",
+        "turn p99 ms",
+        "loop lag p99 ms",
+        "loop lag max ms",
+        "lost or duplicated",
+    ]
+    keys = [
+        "database",
+        "twin",
+        "users x turns",
+        "wall_s",
+        "turns_per_s",
+        "turn_p50_ms",
+        "turn_p99_ms",
+        "lag_p99_ms",
+        "lag_max_ms",
+        "lost_or_duplicated",
+    ]
+    rows = [
+        [fmt(row.get(k)) if row.get(k) is not None else "" for k in keys] for row in doc["rows"]
+    ]
+    return [
+        "## 6. Many users at once: AsyncStore on one event loop vs Store on threads",
+        "",
+        _source(doc),
+        "",
+        f"{doc['users']} users x {doc['turns']} chat turns (`send()`: append, build, model call, "
+        f"record) against the local server answering after {doc['latency_s']:g} s. Loop lag: "
+        "how late a 5 ms ticker coroutine woke (async twin only). The last row of each database: "
+        "one `await aconv.send()` while another process holds the write lock.",
+        "",
+        table(headers, rows, "llr" + "r" * 7),
+    ]
+
+
 def section_checks(docs: dict[str, Doc]) -> list[str]:
     rows = []
     for name, doc in docs.items():
@@ -679,6 +729,7 @@ def render(results: Path = RESULTS) -> Path:
         ("peers-replay", section_replay, plot_replay),
         ("peers-agents", section_agents, None),
         ("policy", section_policy, plot_policy),
+        ("async", section_async, None),
     )
     for name, write, plot in sections:
         doc = docs.get(name)
