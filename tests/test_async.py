@@ -660,3 +660,71 @@ with TestClient(app) as http:
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2", "True", "4", "True", "bob", "2"]
     assert (tmp_path / "chat.db").exists()
+
+
+def store_scenario_sync(url: str) -> list[Any]:
+    store = contextkit.open(url)
+    a = store.thread("s1", model=MODEL, owner="alice", metadata={"k": 1})
+    a.extend([{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}])
+    store.thread("s2", model=MODEL, owner="alice")
+    store.thread("s1", model=MODEL, owner="bob")
+    out: list[Any] = [
+        [t.id for t in store.threads(owner="alice", page_size=1)],
+        sorted((t.id, t.owner) for t in store.threads(all_owners=True)),
+        store.get_thread("s1", owner="alice").info().message_count,
+        store.admin_thread("s2").owner,  # type: ignore[union-attr]
+        store.admin_thread("nope"),
+    ]
+    try:
+        store.admin_thread("s1")
+    except contextkit.ValidationError as exc:
+        out.append(str(exc))
+    records = list(store.export_records(owner="alice"))
+    out.append([r["type"] for r in records])
+    a.delete()
+    out.append(store.import_records([r for r in records if r.get("id", r.get("thread")) == "s1"]))
+    out.append(store.check())
+    out.append([m.text for m in store.get_thread("s1", owner="alice").messages()])
+    store.close()
+    return out
+
+
+async def store_scenario_async(url: str) -> list[Any]:
+    store = await contextkit.open_async(url)
+    a = await store.thread("s1", model=MODEL, owner="alice", metadata={"k": 1})
+    await a.extend([{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}])
+    await store.thread("s2", model=MODEL, owner="alice")
+    await store.thread("s1", model=MODEL, owner="bob")
+    out: list[Any] = [
+        [t.id async for t in store.threads(owner="alice", page_size=1)],
+        sorted([(t.id, t.owner) async for t in store.threads(all_owners=True)]),
+        (await (await store.get_thread("s1", owner="alice")).info()).message_count,
+        (await store.admin_thread("s2")).owner,  # type: ignore[union-attr]
+        await store.admin_thread("nope"),
+    ]
+    try:
+        await store.admin_thread("s1")
+    except contextkit.ValidationError as exc:
+        out.append(str(exc))
+    records = [r async for r in store.export_records(owner="alice")]
+    out.append([r["type"] for r in records])
+    await a.delete()
+    chosen = [r for r in records if r.get("id", r.get("thread")) == "s1"]
+    out.append(await store.import_records(chosen))
+    out.append(await store.check())
+    restored = await store.get_thread("s1", owner="alice")
+    out.append([m.text async for m in restored.messages()])
+    await store.close()
+    return out
+
+
+def test_the_store_twins_give_the_same_results(database: Database, tmp_path: Path):
+    expected = store_scenario_sync(database.url)
+    (tmp_path / "second").mkdir()
+    second = Database(database.kind, tmp_path / "second")
+    try:
+        got = asyncio.run(store_scenario_async(second.url))
+    finally:
+        second.drop()
+    assert got == expected
+    assert expected[0] == ["s2", "s1"] and expected[-1] == ["one", "two"]
