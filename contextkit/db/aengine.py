@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contextkit.db import engine as _engine
-from contextkit.db.steps import Read, Steps, Write
+from contextkit.db.steps import Read, Runner, Steps, Write
 from contextkit.errors import StoreError, ValidationError
 
 __all__ = ["AsyncEngine", "aclose", "adrive", "async_url", "create_async_engine", "sync_url"]
@@ -101,14 +101,8 @@ async def _arun(
 
 async def adrive(engine: AsyncEngine, plan: Steps[T]) -> T:
     """Run a plan of steps on `engine`, awaiting each: the async twin of `engine.drive`."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = plan.throw(error) if error is not None else plan.send(value)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        value, error = None, None
+    runner = Runner(plan)
+    while (step := runner.next()) is not None:
         try:
             if isinstance(step, Read):
                 value = await _arun(engine, step.fn, write=False, foreign_keys=True)
@@ -121,4 +115,7 @@ async def adrive(engine: AsyncEngine, plan: Steps[T]) -> T:
             else:
                 value = step.fn()
         except Exception as exc:  # thrown into the plan: it decides
-            error = exc
+            runner.settle(error=exc)
+        else:
+            runner.settle(value)
+    return runner.result

@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from contextkit.db.steps import Read, Steps, Write
+from contextkit.db.steps import Read, Runner, Steps, Write
 from contextkit.errors import ContextKitError, StoreError, ValidationError
 
 __all__ = [
@@ -276,14 +276,8 @@ def read(engine: Engine, fn: Callable[[Connection], T]) -> T:
 
 def drive(engine: Engine, plan: Steps[T]) -> T:
     """Run a plan of steps (`contextkit.db.steps`) on `engine`, each in its own transaction."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = plan.throw(error) if error is not None else plan.send(value)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        value, error = None, None
+    runner = Runner(plan)
+    while (step := runner.next()) is not None:
         try:
             if isinstance(step, Read):
                 value = _run(engine, step.fn, write=False)
@@ -292,4 +286,7 @@ def drive(engine: Engine, plan: Steps[T]) -> T:
             else:
                 value = step.fn()
         except Exception as exc:  # thrown into the plan: it decides
-            error = exc
+            runner.settle(error=exc)
+        else:
+            runner.settle(value)
+    return runner.result

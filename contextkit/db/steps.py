@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 from attrs import frozen
 from sqlalchemy.engine import Connection
 
-__all__ = ["Call", "Read", "Step", "Steps", "Write", "call", "read", "write"]
+__all__ = ["Call", "Read", "Runner", "Step", "Steps", "Write", "call", "read", "write"]
 
 T = TypeVar("T")
 
@@ -72,3 +72,26 @@ def call(
     """`value = yield from call(fn, afn)`: a typed call of non-database code."""
     result: T = yield Call(fn, afn, blocking)
     return result
+
+
+class Runner(Generic[T]):
+    """Walks a plan for a driver: `next()` is the step to run (None once the plan returned,
+    its value in `result`); `settle()` hands the plan that step's value or error."""
+
+    def __init__(self, plan: Steps[T]) -> None:
+        self._plan = plan
+        self._value: Any = None
+        self._error: Exception | None = None
+        self.result: T
+
+    def next(self) -> Step | None:
+        value, error = self._value, self._error
+        self._value = self._error = None
+        try:
+            return self._plan.throw(error) if error is not None else self._plan.send(value)
+        except StopIteration as stop:
+            self.result = stop.value
+            return None
+
+    def settle(self, value: Any = None, error: Exception | None = None) -> None:
+        self._value, self._error = value, error
