@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 COLUMNS = [getattr(MessageRow, c) for c in MESSAGE_COLUMNS]
+_INSERT_MESSAGES = insert(MessageRow)
+_INSERT_CALLS = insert(ToolCallRow)
 
 
 @define
@@ -120,9 +122,9 @@ def insert_messages(conn: Connection, thread: ThreadState, items: list[Pending])
     if not rows:
         return out
     blobs.save(conn, images)
-    conn.execute(insert(MessageRow), rows)
+    conn.execute(_INSERT_MESSAGES, rows)
     if calls:
-        conn.execute(insert(ToolCallRow), calls)
+        conn.execute(_INSERT_CALLS, calls)
     for call_seq, call_id, answer_seq in answered:
         conn.execute(
             update(ToolCallRow)

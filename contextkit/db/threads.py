@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from attrs import field, frozen
-from sqlalchemy import Connection, RowMapping, delete, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -154,12 +154,15 @@ def by_id_any_owner(conn: Connection, id: str) -> list[ThreadState]:
     return [ThreadState.from_row(r) for r in conn.execute(stmt).mappings()]
 
 
+_BY_PK = select(ThreadRow).where(ThreadRow.pk == bindparam("pk"))
+_BY_PK_LOCKED = _BY_PK.with_for_update()
+"""Built once: the hot path skips building and cache-keying the statement on every call."""
+
+
 def locked(conn: Connection, ref: ThreadRef) -> ThreadState:
     """Re-read the thread row (locking it in a write transaction); `NotFound` once deleted."""
-    stmt = select(ThreadRow).where(ThreadRow.pk == ref.pk)
-    if _writing(conn):
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).mappings().one_or_none()
+    stmt = _BY_PK_LOCKED if _writing(conn) else _BY_PK
+    row = conn.execute(stmt, {"pk": ref.pk}).mappings().one_or_none()
     # a reused primary key is another thread, whatever its id and owner
     if row is None or row["id"] != ref.id or row["owner"] != ref.owner:
         raise NotFound(f"thread {ref.id!r} was deleted")
@@ -278,20 +281,36 @@ def delete_thread(conn: Connection, ref: ThreadRef) -> None:
     blobs.collect(conn, images)  # its images no other thread shows
 
 
+_TURN_COLUMNS = (
+    "last_seq",
+    "updated_at",
+    "cum_weight",
+    "turn_seq",
+    "turn_tool_calls",
+    "pending_calls",
+    "total_tokens",
+)
+_SAVE_TURN = (
+    update(ThreadRow)
+    .where(ThreadRow.pk == bindparam("b_pk"))
+    .values({c: bindparam(f"b_{c}") for c in _TURN_COLUMNS})
+)
+
+
 def save_turn(conn: Connection, pk: int, last_seq: int, state: TurnState, now: datetime) -> None:
-    """Store the running state after an append."""
+    """Store the running state after an append (one prebuilt statement)."""
     conn.execute(
-        update(ThreadRow)
-        .where(ThreadRow.pk == pk)
-        .values(
-            last_seq=last_seq,
-            updated_at=now,
-            cum_weight=state.cum,
-            turn_seq=state.turn_seq,
-            turn_tool_calls=state.turn_tool_calls,
-            pending_calls=state.pending,
-            total_tokens=state.total,
-        )
+        _SAVE_TURN,
+        {
+            "b_pk": pk,
+            "b_last_seq": last_seq,
+            "b_updated_at": now,
+            "b_cum_weight": state.cum,
+            "b_turn_seq": state.turn_seq,
+            "b_turn_tool_calls": state.turn_tool_calls,
+            "b_pending_calls": state.pending,
+            "b_total_tokens": state.total,
+        },
     )
 
 
