@@ -17,6 +17,7 @@ from contextkit.conversation import (
 )
 from contextkit.counting import count_messages, count_tokens, render_prompt
 from contextkit.errors import (
+    AsyncOnlyError,
     CacheWarning,
     CompactionWarning,
     ContextKitError,
@@ -59,6 +60,7 @@ from contextkit.usage import Stats
 __all__ = [
     "AsyncConversation",
     "AsyncLLMSummarizer",
+    "AsyncOnlyError",
     "AsyncReplyStream",
     "AsyncStore",
     "AsyncThread",

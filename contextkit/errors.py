@@ -7,6 +7,7 @@ so callers can catch one type; each message says what was wrong and what to do a
 from __future__ import annotations
 
 __all__ = [
+    "AsyncOnlyError",
     "CacheWarning",
     "CompactionWarning",
     "ContextKitError",
@@ -75,6 +76,14 @@ class NotFoundError(ContextKitError, LookupError):
 
 NotFound = NotFoundError
 """Kept for one release: the old name of `NotFoundError`."""
+
+
+class AsyncOnlyError(ContextKitError, RuntimeError):
+    """A sync method was called on an object backed by the async store (an `AsyncThread`).
+
+    Such an object has only its awaited methods: a sync call would have to block the event
+    loop on database I/O. The message names the awaited method to use instead.
+    """
 
 
 class StoreError(ContextKitError):

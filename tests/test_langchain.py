@@ -1,15 +1,17 @@
 """The LangChain chat message history adapter: the contract, the message mapping, a real
-`RunnableWithMessageHistory` over a fake chat model, and the budgeted window."""
+`RunnableWithMessageHistory` over a fake chat model, the budgeted window, and the async
+form on the async store (run with `blockbuster` on: a blocking call in the loop fails)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
-from conftest import table_counts
+from blockbuster import BlockingError, blockbuster_ctx
+from conftest import Database, table_counts
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import (
@@ -26,7 +28,7 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
 import contextkit
-from contextkit import Message, ValidationError
+from contextkit import AsyncOnlyError, Message, ValidationError
 from contextkit.integrations.langchain import (
     ContextKitChatMessageHistory,
     from_openai_message,
@@ -194,6 +196,8 @@ def test_messages_is_read_only(history: ContextKitChatMessageHistory) -> None:
 def test_needs_a_thread(store: contextkit.Store) -> None:
     with pytest.raises(TypeError, match="contextkit Thread"):
         ContextKitChatMessageHistory(store)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="for a Store use from_store"):
+        asyncio.run(ContextKitChatMessageHistory.afrom_store(store, "t"))  # type: ignore[arg-type]
 
 
 def test_from_store_keeps_the_model_with_none(sqlite_store: contextkit.Store) -> None:
@@ -489,3 +493,240 @@ def test_from_store_opens_an_existing_thread_as_it_is(store: contextkit.Store) -
         ContextKitChatMessageHistory.from_store(store, "pro", owner="bob", system="Other.")
     fresh = ContextKitChatMessageHistory.from_store(store, "new", owner="bob")
     assert fresh.thread.model == "deepseek-v4-flash"
+
+
+# --- the async form: on the async store, never blocking the event loop -----------------------
+
+T = TypeVar("T")
+
+
+def unblocked(url: str, body: Callable[[contextkit.AsyncStore], Awaitable[T]]) -> T:
+    """`body(async_store)` on a fresh event loop, with blockbuster on for every module: any
+    blocking call (file, socket, sqlite3, sleep, contended lock) in the loop raises.
+
+    Outside the check: opening and closing the store (SQLAlchemy's engine setup resolves the
+    SQLite path with `os.path.abspath`), and the first token count of the process, which
+    loads the DeepSeek tokenizer from its package files (done here, before the loop).
+    """
+    contextkit.count_messages([{"role": "user", "content": "warm up"}])
+
+    async def main() -> T:
+        astore = await contextkit.open_async(url)
+        try:
+            with blockbuster_ctx():
+                return await body(astore)
+        finally:
+            await astore.close()
+
+    return asyncio.run(main())
+
+
+def test_blockbuster_is_on_in_unblocked(sqlite_store: contextkit.Store) -> None:
+    """The harness itself: a blocking call inside `unblocked` fails (so a pass means something)."""
+    history = ContextKitChatMessageHistory.from_store(sqlite_store, "sync")
+
+    async def body(astore: contextkit.AsyncStore) -> list[BaseMessage]:
+        # the sync store's I/O, in the loop (contextkit reports the driver's error as StoreError)
+        with pytest.raises((BlockingError, contextkit.StoreError), match="Blocking call to"):
+            history.add_user_message("blocks")
+        # a sync-backed history's async variants run the sync methods in a worker thread
+        await history.aadd_messages([HumanMessage("fine")])
+        return await history.aget_messages()
+
+    assert unblocked(str(sqlite_store.url), body) == [HumanMessage("fine")]
+
+
+def test_async_history_round_trip(database: Database) -> None:
+    async def write(astore: contextkit.AsyncStore) -> tuple[list[BaseMessage], ...]:
+        history = await ContextKitChatMessageHistory.afrom_store(
+            astore, "t", owner="alice", system="S.", max_context_tokens=9_000, metadata={"k": 1}
+        )
+        assert history.is_async
+        assert isinstance(history.thread, contextkit.AsyncThread)
+        await history.aadd_messages(_tool_turn())
+        got = await history.aget_messages()
+        window = await history.awindow_messages(max_tokens=100, extra=SystemMessage("Monday."))
+        prompt = history.last_prompt
+        assert prompt is not None
+        assert prompt.prompt_tokens + 100 <= 9_000
+        assert [to_openai_message(m) for m in window] == prompt.to_list()
+        return got, window
+
+    got, window = unblocked(database.url, write)
+    assert got == _tool_turn()
+    store = contextkit.open(database.url)  # what the async history wrote, the sync one reads
+    try:
+        synced = ContextKitChatMessageHistory.from_store(store, "t", owner="alice")
+        assert synced.messages == got
+        assert synced.window_messages(max_tokens=100, extra=SystemMessage("Monday.")) == window
+        assert (window[0], window[-1]) == (SystemMessage("S."), SystemMessage("Monday."))
+        store.thread("t", owner="alice").update(system="Changed elsewhere.")  # clear keeps it
+    finally:
+        store.close()
+
+    async def clear(astore: contextkit.AsyncStore) -> list[BaseMessage]:
+        history = await ContextKitChatMessageHistory.afrom_store(astore, "t", owner="alice")
+        old = history.thread
+        await history.awindow_messages(max_tokens=100)
+        await history.aclear()
+        assert history.thread is not old
+        assert history.last_prompt is None
+        assert await history.aget_messages() == []
+        await history.aclear()  # idempotent, also after someone else deleted the thread
+        await history.thread.delete()  # type: ignore[misc]
+        await history.aclear()
+        await history.aadd_messages([HumanMessage("again")])
+        return await history.aget_messages()
+
+    assert unblocked(database.url, clear) == [HumanMessage("again")]
+    store = contextkit.open(database.url)
+    try:
+        thread = store.thread("t", owner="alice")
+        assert (thread.model, thread.system, thread.max_context_tokens, dict(thread.metadata)) == (
+            "deepseek-v4-flash",
+            "Changed elsewhere.",
+            9_000,
+            {"k": 1},
+        )
+        assert [m.text for m in thread.history()] == ["again"]
+        assert table_counts(store)["threads"] == 1
+    finally:
+        store.close()
+
+
+def test_async_history_has_no_sync_methods(database: Database) -> None:
+    """On the async store, a sync call raises AsyncOnlyError (naming the awaited method)
+    before any I/O: it would block the loop. Nothing is written."""
+
+    async def body(astore: contextkit.AsyncStore) -> None:
+        history = await ContextKitChatMessageHistory.afrom_store(astore, "t")
+        await history.aadd_messages([HumanMessage("kept")])
+        calls: list[tuple[Callable[[], object], str]] = [
+            (lambda: history.messages, "aget_messages"),
+            (lambda: str(history), "aget_messages"),
+            (lambda: history.add_message(HumanMessage("x")), "aadd_messages"),
+            (lambda: history.add_user_message("x"), "aadd_messages"),
+            (lambda: history.add_ai_message("x"), "aadd_messages"),
+            (lambda: history.add_messages([HumanMessage("x")]), "aadd_messages"),
+            (history.clear, "aclear"),
+            (lambda: history.window_messages(max_tokens=10), "awindow_messages"),
+        ]
+        for call, instead in calls:
+            with pytest.raises(AsyncOnlyError, match=f"await history.{instead}") as err:
+                call()
+            assert isinstance(err.value, contextkit.ContextKitError)
+            assert isinstance(err.value, RuntimeError)
+        assert await history.aget_messages() == [HumanMessage("kept")]
+
+    unblocked(database.url, body)
+
+
+def test_from_async_store_opens_on_first_await(database: Database) -> None:
+    """`from_store(async_store, ...)` does no I/O (a sync `get_session_history` can return
+    it); it checks its arguments at once and opens the thread on the first awaited call."""
+
+    async def body(astore: contextkit.AsyncStore) -> None:
+        history = ContextKitChatMessageHistory.from_store(
+            astore, "lazy", owner="bob", system="Be brief."
+        )
+        assert history.is_async
+        assert "not opened yet" in repr(history)
+        with pytest.raises(AsyncOnlyError, match=r"await history\.athread\(\)"):
+            _ = history.thread
+        with pytest.raises(AsyncOnlyError, match="aget_messages"):
+            _ = history.messages
+        with pytest.raises(contextkit.NotFound):
+            await astore.get_thread("lazy", owner="bob")  # not created yet
+        # two concurrent first calls: one thread, both writes
+        await asyncio.gather(
+            history.aadd_messages([HumanMessage("a")]), history.aadd_messages([HumanMessage("b")])
+        )
+        thread = await history.athread()
+        assert thread is history.thread
+        assert (thread.model, thread.system) == ("deepseek-v4-flash", "Be brief.")
+        assert sorted(m.text for m in await history.aget_messages()) == ["a", "b"]
+        assert [t.id async for t in astore.threads(owner="bob")] == ["lazy"]
+        assert "not opened yet" not in repr(history)
+
+        # arguments are checked at once, as store.thread() checks them
+        with pytest.raises(ValidationError, match="thread id"):
+            ContextKitChatMessageHistory.from_store(astore, "")
+        with pytest.raises(ValidationError, match="owner"):
+            ContextKitChatMessageHistory.from_store(astore, "t", owner=7)  # type: ignore[arg-type]
+        with pytest.raises(contextkit.UnknownModelError):
+            ContextKitChatMessageHistory.from_store(astore, "t", model="no-such-model")
+        # settings that differ from the stored ones: reported by the first awaited call
+        other = ContextKitChatMessageHistory.from_store(astore, "lazy", owner="bob", system="X")
+        with pytest.raises(ValidationError, match=r"thread\.update"):
+            await other.aget_messages()
+        with pytest.raises(ValidationError, match=r"thread\.update"):
+            await ContextKitChatMessageHistory.afrom_store(astore, "lazy", owner="bob", system="X")
+        # an existing thread keeps its model; a new one gets the default
+        await astore.thread("pro", model="deepseek-v4-pro")
+        pro = ContextKitChatMessageHistory.from_store(astore, "pro")
+        assert (await pro.athread()).model == "deepseek-v4-pro"
+        fresh = await ContextKitChatMessageHistory.afrom_store(astore, "new", model=None)
+        assert fresh.thread.model == "deepseek-v4-flash"
+        # an AsyncThread made elsewhere works as well
+        wrapped = ContextKitChatMessageHistory(await astore.thread("lazy", owner="bob"))
+        assert len(await wrapped.aget_messages()) == 2
+
+    unblocked(database.url, body)
+
+
+@_RWMH_DEPRECATED
+def test_runnable_with_message_history_on_the_async_store(database: Database) -> None:
+    model = GenericFakeChatModel(messages=iter(["Hello Ada.", "Your name is Ada.", "Bye."]))
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "Be kind."), MessagesPlaceholder("history"), ("human", "{question}")]
+    )
+    seen: list[int] = []
+
+    def count(value: Any) -> Any:
+        seen.append(len(value.to_messages()))
+        return value
+
+    async def body(astore: contextkit.AsyncStore) -> list[str]:
+        chain = RunnableWithMessageHistory(
+            prompt | RunnableLambda(count) | model,
+            lambda session_id: ContextKitChatMessageHistory.from_store(
+                astore, session_id, owner="u1"
+            ),
+            input_messages_key="question",
+            history_messages_key="history",
+        )
+        config: Any = {"configurable": {"session_id": "chat-1"}}
+        answers = []
+        for question in ("Hi, I am Ada.", "What is my name?"):
+            reply = await chain.ainvoke({"question": question}, config=config)
+            answers.append(reply.content)
+        async for chunk in chain.astream({"question": "Bye."}, config=config):
+            answers.append(chunk.content)
+        return answers
+
+    answers = unblocked(database.url, body)
+    assert "".join(answers[2:]) == "Bye."
+    assert answers[:2] == ["Hello Ada.", "Your name is Ada."]
+    assert seen == [2, 4, 6]  # system + history loaded from the store + the question
+    store = contextkit.open(database.url)
+    try:
+        assert [(m.role.value, m.text) for m in store.thread("chat-1", owner="u1").history()] == [
+            ("user", "Hi, I am Ada."),
+            ("assistant", "Hello Ada."),
+            ("user", "What is my name?"),
+            ("assistant", "Your name is Ada."),
+            ("user", "Bye."),
+            ("assistant", "Bye."),
+        ]
+    finally:
+        store.close()
+
+
+def test_sync_history_awindow_messages(store: contextkit.Store) -> None:
+    history = ContextKitChatMessageHistory.from_store(store, "w", system="S.")
+    history.add_messages([HumanMessage("hi"), AIMessage("hello")])
+    window = asyncio.run(history.awindow_messages(max_tokens=50))
+    assert window == history.window_messages(max_tokens=50)
+    assert window == [SystemMessage("S."), HumanMessage("hi"), AIMessage("hello")]
+    assert history.last_prompt is not None
+    assert not history.is_async

@@ -15,6 +15,20 @@ contextkit's store: SQLite or PostgreSQL, owner-scoped, append-only, validated m
         history_messages_key="history",
     )
 
+On the async store the history is async-backed: its awaited methods (`aget_messages`,
+`aadd_messages`, `aclear`, `awindow_messages`) never block the event loop, and its sync
+ones raise `contextkit.AsyncOnlyError`. `from_store(async_store, ...)` does no I/O, so it is
+what a (sync) `get_session_history` returns; the thread opens on the first awaited call::
+
+    store = await contextkit.open_async("sqlite:///chat.db")
+    chain = RunnableWithMessageHistory(
+        prompt | model,
+        lambda session_id: ContextKitChatMessageHistory.from_store(store, session_id),
+        input_messages_key="question",
+        history_messages_key="history",
+    )
+    await chain.ainvoke({"question": "Hi"}, {"configurable": {"session_id": "s1"}})
+
 `messages` is the whole stored history, as LangChain expects. `window_messages(max_tokens=…)`
 is what a plain history cannot give: the thread's budgeted, cache-stable prompt (system
 prompt, pinned messages, summary, live window) as LangChain messages, ready for the model.
@@ -40,6 +54,8 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -56,15 +72,19 @@ try:
     )
     from langchain_core.messages.tool import invalid_tool_call as _invalid_tool_call
     from langchain_core.messages.tool import tool_call as _tool_call
+    from langchain_core.runnables.config import run_in_executor
 except ImportError as exc:  # pragma: no cover - exercised only without langchain-core
     raise ImportError(
         "contextkit.integrations.langchain needs langchain-core; install it with: "
         f'pip install "contextkit[langchain]" ({exc})'
     ) from exc
 
-from contextkit.errors import NotFound, ValidationError
-from contextkit.thread import Thread
-from contextkit.types import Message, Role
+from contextkit.errors import AsyncOnlyError, NotFound, ValidationError
+from contextkit.settings import check_owner
+from contextkit.settings import thread_settings as check_thread_settings
+from contextkit.store import AsyncStore
+from contextkit.thread import AsyncThread, Thread
+from contextkit.types import Message, Role, check_id
 
 if TYPE_CHECKING:
     from contextkit.prompt import Prompt
@@ -87,10 +107,17 @@ _REASONING_BLOCKS = {"reasoning": "reasoning", "thinking": "thinking"}
 class ContextKitChatMessageHistory(BaseChatMessageHistory):
     """A LangChain chat message history stored in a contextkit thread.
 
-    Reads and writes go to the database every time (no cache), so several histories, or
-    other code, can share a thread. `add_messages` is one transaction: all are stored, or
-    none (an invalid message raises `contextkit.ValidationError` and writes nothing). The
-    async variants are LangChain's defaults, which run these methods in an executor.
+    Backed by a `Thread` (sync store) or an `AsyncThread` (async store). Reads and writes go
+    to the database every time (no cache), so several histories, or other code, can share a
+    thread. `add_messages` is one transaction: all are stored, or none (an invalid message
+    raises `contextkit.ValidationError` and writes nothing).
+
+    On a `Thread`, the async variants are LangChain's defaults: the sync methods, run in an
+    executor. On an `AsyncThread`, `aget_messages`, `aadd_messages`, `aclear` and
+    `awindow_messages` await the async store and never block the event loop; the sync
+    methods (`messages`, `add_messages`, `clear`, `window_messages`, and what LangChain
+    builds on them, such as `str(history)`) raise `contextkit.AsyncOnlyError`, since they
+    would block the loop on database I/O.
 
     `clear()` cannot remove messages from the thread (contextkit history is append-only):
     it deletes the thread, with its messages, summaries and usage records, and recreates it
@@ -99,14 +126,15 @@ class ContextKitChatMessageHistory(BaseChatMessageHistory):
     `history.thread`, or a fresh `store.thread(id, owner=...)`.
     """
 
-    def __init__(self, thread: Thread) -> None:
-        if not isinstance(thread, Thread):
+    def __init__(self, thread: Thread | AsyncThread) -> None:
+        if not isinstance(thread, (Thread, AsyncThread)):
             raise TypeError(
-                f"ContextKitChatMessageHistory needs a contextkit Thread (store.thread(...)), "
-                f"got {type(thread).__name__}"
+                "ContextKitChatMessageHistory needs a contextkit Thread (store.thread(...)) "
+                f"or AsyncThread (await async_store.thread(...)), got {type(thread).__name__}"
             )
         super().__init__()
-        self._thread = thread
+        self._thread: Thread | AsyncThread | None = thread
+        self._opener: _Opener | None = None
         self.last_prompt: Prompt | None = None
         """The `contextkit.Prompt` of the last `window_messages()` call (its token count,
         window facts, `request()`); pass it to `thread.record(..., prompt=...)`."""
@@ -114,7 +142,7 @@ class ContextKitChatMessageHistory(BaseChatMessageHistory):
     @classmethod
     def from_store(
         cls,
-        store: Store,
+        store: Store | AsyncStore,
         thread_id: str,
         *,
         model: str | None = None,
@@ -127,29 +155,112 @@ class ContextKitChatMessageHistory(BaseChatMessageHistory):
         `max_context_tokens` and `metadata`; for an existing thread, settings given here must
         equal the stored ones (change them with `history.thread.update(...)`). A new thread
         gets `model`, default "deepseek-v4-flash"; an existing one keeps its model.
+
+        With an `AsyncStore` this does no I/O, so it can be the (sync) `get_session_history`
+        of a `RunnableWithMessageHistory`: the arguments are checked now, and the thread is
+        opened (created if needed) by the history's first awaited call. Settings that differ
+        from the stored thread's are then reported by that call. `afrom_store` opens it now.
         """
+        if isinstance(store, AsyncStore):
+            return cls._lazy(_Opener.checked(store, thread_id, model, owner, thread_settings))
         try:
             store.get_thread(thread_id, owner=owner)
         except NotFound:
-            model = model or "deepseek-v4-flash"
+            model = model or _DEFAULT_MODEL
         return cls(store.thread(thread_id, model=model, owner=owner, **thread_settings))
 
+    @classmethod
+    async def afrom_store(
+        cls,
+        store: AsyncStore,
+        thread_id: str,
+        *,
+        model: str | None = None,
+        owner: str = "",
+        **thread_settings: Any,
+    ) -> ContextKitChatMessageHistory:
+        """`from_store` for an `AsyncStore`, awaited: the thread is opened (created if it does
+        not exist) now, so a settings mismatch raises here."""
+        if not isinstance(store, AsyncStore):
+            raise TypeError(
+                "afrom_store needs a contextkit AsyncStore (await contextkit.open_async(...)), "
+                f"got {type(store).__name__}; for a Store use from_store"
+            )
+        opener = _Opener.checked(store, thread_id, model, owner, thread_settings)
+        return cls(await opener.open())
+
+    @classmethod
+    def _lazy(cls, opener: _Opener) -> ContextKitChatMessageHistory:
+        history = cls.__new__(cls)
+        BaseChatMessageHistory.__init__(history)
+        history._thread = None
+        history._opener = opener
+        history.last_prompt = None
+        return history
+
     def __repr__(self) -> str:
+        if self._thread is None:
+            assert self._opener is not None
+            return (
+                f"<ContextKitChatMessageHistory {self._opener.thread_id!r} "
+                f"owner={self._opener.owner!r} (AsyncStore, not opened yet)>"
+            )
         return f"<ContextKitChatMessageHistory {self._thread!r}>"
 
     @property
-    def thread(self) -> Thread:
-        """The contextkit thread behind this history (a new handle after `clear()`)."""
+    def is_async(self) -> bool:
+        """True when the history is backed by the async store (an `AsyncThread`)."""
+        return self._opener is not None or isinstance(self._thread, AsyncThread)
+
+    @property
+    def thread(self) -> Thread | AsyncThread:
+        """The contextkit thread behind this history (a new handle after `clear()`).
+
+        A history from `from_store(async_store, ...)` has no thread until its first awaited
+        call: then this raises `AsyncOnlyError` (use `await history.athread()`).
+        """
+        if self._thread is None:
+            raise AsyncOnlyError(
+                "this history's thread is opened by its first awaited call; use "
+                "`await history.athread()` (or build the history with afrom_store)"
+            )
         return self._thread
+
+    async def athread(self) -> Thread | AsyncThread:
+        """The contextkit thread behind this history, opened (created if needed) first when
+        the history came from `from_store(async_store, ...)` and nothing opened it yet."""
+        if self._thread is None:
+            assert self._opener is not None
+            thread = await self._opener.open()
+            if self._thread is None:  # a concurrent first call may have opened it already
+                self._thread = thread
+        return self._thread
+
+    def _sync(self, method: str, instead: str) -> Thread:
+        if isinstance(self._thread, Thread):
+            return self._thread
+        raise AsyncOnlyError(
+            f"ContextKitChatMessageHistory.{method} is not available on a history backed by "
+            f"the async store (it would block the event loop): use `{instead}`"
+        )
+
+    async def _async(self) -> AsyncThread | None:
+        """The `AsyncThread` of an async-backed history (opened now if needed), else None."""
+        if not self.is_async:
+            return None
+        thread = await self.athread()
+        assert isinstance(thread, AsyncThread)
+        return thread
 
     @property
     def messages(self) -> list[BaseMessage]:
         """Every stored message of the thread, oldest first, as LangChain messages.
 
         The thread's `system` setting is not a stored message and is not included (it is in
-        `window_messages()`).
+        `window_messages()`). Async-backed: `AsyncOnlyError`, use `await aget_messages()`.
         """
-        return [from_openai_message(m) for m in self._thread.history()]
+        thread = self._sync("messages", "await history.aget_messages()")
+        return [from_openai_message(m) for m in thread.history()]
 
     @messages.setter
     def messages(self, value: list[BaseMessage]) -> None:
@@ -157,13 +268,30 @@ class ContextKitChatMessageHistory(BaseChatMessageHistory):
             "ContextKitChatMessageHistory.messages is read-only; use add_messages() or clear()"
         )
 
+    async def aget_messages(self) -> list[BaseMessage]:
+        """`messages`, awaited (on a sync-backed history: run in an executor)."""
+        thread = await self._async()
+        if thread is None:
+            return await super().aget_messages()
+        return [from_openai_message(m) async for m in thread.history()]
+
     def add_message(self, message: BaseMessage) -> None:
         """Store one message."""
-        self._thread.append(to_openai_message(message))
+        thread = self._sync("add_message", "await history.aadd_messages([message])")
+        thread.append(to_openai_message(message))
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Store several messages in one transaction: all of them, or none."""
-        self._thread.extend([to_openai_message(m) for m in messages])
+        thread = self._sync("add_messages", "await history.aadd_messages(messages)")
+        thread.extend([to_openai_message(m) for m in messages])
+
+    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """`add_messages`, awaited: one transaction, all of them or none."""
+        thread = await self._async()
+        if thread is None:
+            await super().aadd_messages(messages)
+            return
+        await thread.extend([to_openai_message(m) for m in messages])
 
     def clear(self) -> None:
         """Delete the thread and recreate it empty, with the same id, owner and settings.
@@ -172,18 +300,23 @@ class ContextKitChatMessageHistory(BaseChatMessageHistory):
         stored history, summaries and usage/cost records of the thread are gone for good.
         It is two transactions (delete, then create); a reader in between sees `NotFound`.
         """
-        old = self._thread
+        old = self._sync("clear", "await history.aclear()")
         with contextlib.suppress(NotFound):  # already deleted: recreate from our snapshot
             old.info()  # the current settings, in case they changed since this handle
             old.delete()
-        self._thread = old.store.thread(
-            old.id,
-            model=old.model,
-            owner=old.owner,
-            system=old.system,
-            max_context_tokens=old.max_context_tokens,
-            metadata=dict(old.metadata),
-        )
+        self._thread = old.store.thread(old.id, **_settings_of(old))
+        self.last_prompt = None
+
+    async def aclear(self) -> None:
+        """`clear`, awaited: delete the thread and recreate it empty, same id and settings."""
+        old = await self._async()
+        if old is None:
+            await super().aclear()
+            return
+        with contextlib.suppress(NotFound):
+            await old.info()
+            await old.delete()
+        self._thread = await old.store.thread(old.id, **_settings_of(old))
         self.last_prompt = None
 
     def window_messages(
@@ -196,15 +329,84 @@ class ContextKitChatMessageHistory(BaseChatMessageHistory):
         string, LangChain messages or OpenAI dicts). Prompt tokens + `max_tokens` stay
         within the thread's `max_context_tokens`; the window may compact (summarize) old
         turns first. `options` go to `Thread.prepare` (`tools`, `thinking`, …). The
-        `Prompt` is kept as `last_prompt`.
+        `Prompt` is kept as `last_prompt`. Async-backed: use `awindow_messages`.
         """
-        if isinstance(extra, BaseMessage):
-            extra = to_openai_message(extra)
-        elif isinstance(extra, Sequence) and not isinstance(extra, (str, bytes)):
-            extra = [to_openai_message(m) if isinstance(m, BaseMessage) else m for m in extra]
-        prompt = self._thread.prepare(max_tokens=max_tokens, extra=extra, **options)
+        thread = self._sync("window_messages", "await history.awindow_messages(...)")
+        prompt = thread.prepare(max_tokens=max_tokens, extra=_extra(extra), **options)
         self.last_prompt = prompt
         return [from_openai_message(m) for m in prompt.messages]
+
+    async def awindow_messages(
+        self, *, max_tokens: int, extra: object = None, **options: Any
+    ) -> list[BaseMessage]:
+        """`window_messages`, awaited (on a sync-backed history: run in an executor)."""
+        thread = await self._async()
+        if thread is None:
+            call = partial(self.window_messages, max_tokens=max_tokens, extra=extra, **options)
+            return await run_in_executor(None, call)
+        prompt = await thread.prepare(max_tokens=max_tokens, extra=_extra(extra), **options)
+        self.last_prompt = prompt
+        return [from_openai_message(m) for m in prompt.messages]
+
+
+_DEFAULT_MODEL = "deepseek-v4-flash"
+"""The model of a thread that `from_store` creates without one."""
+
+
+@dataclass(frozen=True)
+class _Opener:
+    """How a history from `from_store(async_store, ...)` opens its thread, once awaited."""
+
+    store: AsyncStore
+    thread_id: str
+    model: str | None
+    owner: str
+    settings: Mapping[str, Any]
+
+    @classmethod
+    def checked(
+        cls,
+        store: AsyncStore,
+        thread_id: str,
+        model: str | None,
+        owner: str,
+        settings: Mapping[str, Any],
+    ) -> _Opener:
+        """The opener, its arguments checked as `AsyncStore.thread` would (no I/O)."""
+        check_id(thread_id, "thread id")
+        check_owner(owner)
+        check_thread_settings(model=model, **settings)
+        return cls(store, thread_id, model, owner, dict(settings))
+
+    async def open(self) -> AsyncThread:
+        model = self.model
+        try:
+            await self.store.get_thread(self.thread_id, owner=self.owner)
+        except NotFound:
+            model = model or _DEFAULT_MODEL
+        return await self.store.thread(
+            self.thread_id, model=model, owner=self.owner, **self.settings
+        )
+
+
+def _settings_of(thread: Thread | AsyncThread) -> dict[str, Any]:
+    """What recreates `thread` as it is: its model, owner and settings."""
+    return {
+        "model": thread.model,
+        "owner": thread.owner,
+        "system": thread.system,
+        "max_context_tokens": thread.max_context_tokens,
+        "metadata": dict(thread.metadata),
+    }
+
+
+def _extra(extra: object) -> object:
+    """`window_messages(extra=...)` with LangChain messages in OpenAI form."""
+    if isinstance(extra, BaseMessage):
+        return to_openai_message(extra)
+    if isinstance(extra, Sequence) and not isinstance(extra, (str, bytes)):
+        return [to_openai_message(m) if isinstance(m, BaseMessage) else m for m in extra]
+    return extra
 
 
 def to_openai_message(message: BaseMessage) -> dict[str, Any]:
