@@ -186,6 +186,12 @@ async def open_async(
     return AsyncStore(engine, compaction=compaction, summarizer=summarizer)
 
 
+def _warm_tokenizer() -> None:
+    """Build the default model's tokenizer here (a worker thread), not on the event loop:
+    the first count in a process loads its vocabulary."""
+    spec_for(DEFAULT_MODEL).tokenizer.count("")
+
+
 async def _schema(engine: AsyncEngine, *, migrate_schema: bool, busy_timeout: float) -> None:
     key = engine.url.render_as_string(hide_password=False)
     if key in _MIGRATED:
@@ -197,6 +203,7 @@ async def _schema(engine: AsyncEngine, *, migrate_schema: bool, busy_timeout: fl
     )
     if memory:  # a private database of this engine: migrate it through the engine itself
         await aengine.adrive(engine, migrate.upgrade_plan(migrate_schema=migrate_schema))
+        await asyncio.to_thread(_warm_tokenizer)
         return
     lock = _MIGRATING.setdefault(key, asyncio.Lock())
     async with lock:
@@ -210,7 +217,7 @@ async def _schema(engine: AsyncEngine, *, migrate_schema: bool, busy_timeout: fl
                 busy_timeout=busy_timeout,
             )
             sync.dispose()
-            spec_for(DEFAULT_MODEL).tokenizer.count("")  # built here, not on the loop
+            _warm_tokenizer()
 
         await asyncio.to_thread(run)
         _MIGRATED.add(key)
