@@ -532,7 +532,10 @@ def prefix_break(snap: Snapshot, request: Request) -> str | None:
 
     `tools`: the declared tool set changed (DeepSeek renders it into the system prompt, so
     every earlier turn renders anew); `mode`: thinking or effort changed; `window`: the
-    window starts elsewhere (a compaction or a moved cut point). None: the prefix extends.
+    window starts elsewhere (a compaction or a moved cut point); `reasoning`: a message the
+    previous call sent is now sent in another form (thinking mode), because a later message
+    of its turn made a tool call (the message replays its reasoning now) or, in a tool turn,
+    came without reasoning (the turn goes as a transcript now). None: the prefix extends.
     """
     last = snap.previous
     if last is None:
@@ -545,6 +548,8 @@ def prefix_break(snap: Snapshot, request: Request) -> str | None:
         return "mode"
     if last.window_start is not None and last.window_start != snap.window_start:
         return "window"
+    if last.reasoning_gained and request.thinking:
+        return "reasoning"
     return None
 
 

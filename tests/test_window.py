@@ -339,3 +339,72 @@ def test_property_random_threads(sqlite_store, actions, seed, summarize):
             if last is not None and not p.moved and pins_since == 0 and not flipped:
                 assert out[: len(last)] == last
             last, pins_since, flipped = out, 0, False
+
+
+def _reply(prompt, message: dict) -> dict:
+    return {
+        "id": f"r-{prompt.call_key}",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+        "usage": {
+            "prompt_tokens": prompt.prompt_tokens,
+            "completion_tokens": 5,
+            "prompt_cache_hit_tokens": 0,
+            "prompt_cache_miss_tokens": prompt.prompt_tokens,
+        },
+    }
+
+
+def test_a_turn_that_becomes_a_tool_turn_is_a_named_prefix_break(store):
+    """The one change a stored message's replay form ever gets: an earlier assistant message
+    of a turn gains its reasoning when a later message of that turn makes a tool call. The
+    prompt after it does not extend the previous one, and says so (`reasoning`), once."""
+    t = store.thread("flip", model="deepseek-v4-flash", system="s")
+    t.append({"role": "user", "content": "do it"})
+    first = t.prepare(max_tokens=50)
+    said = {"role": "assistant", "content": "Let me see.", "reasoning_content": "plan"}
+    t.record(_reply(first, said), prompt=first)
+    second = t.prepare(max_tokens=50)
+    assert second.prefix_break is None and "reasoning_content" not in second.to_list()[2]
+    t.record(
+        _reply(
+            second,
+            {
+                "role": "assistant",
+                "content": None,
+                "reasoning_content": "call",
+                "tool_calls": [call("k")],
+            },
+        ),
+        prompt=second,
+    )
+    t.append({"role": "tool", "tool_call_id": "k", "content": "done"})
+    third = t.prepare(max_tokens=50)
+    assert third.to_list()[2]["reasoning_content"] == "plan"  # gained: the prefix changed
+    assert third.to_list()[: len(second.messages)] != second.to_list()
+    assert third.prefix_break == "reasoning"
+    assert t.prepare(max_tokens=50, thinking=False).prefix_break == "mode"
+    t.record(
+        _reply(third, {"role": "assistant", "content": "Done.", "reasoning_content": "ok"}),
+        prompt=third,
+    )
+    fourth = t.prepare(max_tokens=50)
+    assert fourth.prefix_break is None
+    assert fourth.to_list()[: len(third.messages)] == third.to_list()
+    assert t.stats().prefix_breaks == {"reasoning": 1}
+
+
+def test_a_tool_turn_that_goes_as_a_transcript_from_now_on_is_a_named_prefix_break(store):
+    t = store.thread("text", model="deepseek-v4-flash")
+    t.append({"role": "user", "content": "look it up"})
+    t.append(
+        {"role": "assistant", "content": None, "reasoning_content": "r", "tool_calls": [call("a")]}
+    )
+    t.append({"role": "tool", "tool_call_id": "a", "content": "found"})
+    first = t.prepare(max_tokens=50)
+    assert first.to_list()[1]["tool_calls"]  # native
+    t.record(_reply(first, {"role": "assistant", "content": "Found it."}), prompt=first)
+    t.append({"role": "user", "content": "thanks"})
+    second = t.prepare(max_tokens=50)
+    assert "tool_calls" not in second.to_list()[1]  # the turn goes as text now
+    assert second.prefix_break == "reasoning"
+    assert t.prepare(max_tokens=50, thinking=False).prefix_break == "mode"
