@@ -7,6 +7,7 @@ README that no checked command line or claim accounts for.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -175,3 +176,115 @@ def test_every_flag_in_the_readme_is_accounted_for() -> None:
     checked |= {flag for _, flag in CLAIMS.values()}
     named = set(FLAG.findall(README))
     assert named - checked == set()
+
+
+def _block_after(marker: str, lang: str) -> str:
+    """The first ```lang block after `marker` in the README."""
+    rest = README.split(marker, 1)[1]
+    match = re.search(rf"^```{lang}\n(.*?)^```", rest, re.S | re.M)
+    assert match, f"no ```{lang} block after {marker!r}"
+    return match.group(1).strip()
+
+
+def test_the_test_block_is_what_ci_runs() -> None:
+    """ "Test it": CI (`.ci/run`) runs this command verbatim on a fresh clone."""
+    command = _block_after("Test it:", "bash")
+    assert command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_the_set_up_block_runs_as_written(tmp_path: Path) -> None:
+    """ "Set up": a fresh virtualenv, a non-editable install of this tree, the demo."""
+    command = _block_after("Run it:", "bash")
+    assert command.startswith("python3 -m venv .venv") and "contextkit demo" in command
+    tree = tmp_path / "contextkit"
+    shutil.copytree(
+        ROOT,
+        tree,
+        ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "results", "*.db*", ".*"),
+    )
+    out = subprocess.run(
+        ["bash", "-c", command], cwd=tree, capture_output=True, text=True, timeout=900, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "compaction(s)" in out.stdout and "none lost" in out.stdout, out.stdout[-2000:]
+
+
+RUN_ELSEWHERE = {
+    # command-line block lines that cannot run as written here, and the test that runs them
+    "chat": "test_cli.py::test_chat_repl_against_the_local_server (needs an API, given --base-url)",
+    "serve-fake": "test_cli.py::test_serve_fake_plays_a_script_file_and_takes_more_over_http",
+}
+
+
+def _expanded(line: str, thread: str) -> list[str]:
+    """A command-line block line as the commands it stands for: `a|b` is each of them,
+    THREAD a thread's id, [THREAD] with and without it."""
+    words = line.split()
+    variants: list[list[str]] = [[]]
+    for word in words:
+        if word == "[THREAD]":
+            variants = [v + extra for v in variants for extra in ([], [thread])]
+        elif word == "THREAD":
+            variants = [[*v, thread] for v in variants]
+        elif "|" in word:
+            variants = [[*v, alt] for v in variants for alt in word.split("|")]
+        else:
+            variants = [[*v, word] for v in variants]
+    return [" ".join(v) for v in variants]
+
+
+def test_the_command_line_block_runs_as_written(tmp_path: Path) -> None:
+    import contextkit
+
+    block = _block_after("## The command line", "")
+    url = f"sqlite:///{tmp_path / 'contextkit.db'}"
+    store = contextkit.open(url)
+    t = store.thread("t", model="deepseek-v4-flash")
+    t.append({"role": "user", "content": "hi"})
+    t.append({"role": "assistant", "content": "hello"})
+    store.close()
+    env = {
+        **os.environ,
+        "CONTEXTKIT_URL": url,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "COLUMNS": "200",
+    }
+    ran: list[str] = []
+    commands = []
+    for line in block.splitlines():
+        command = line.split(" #", 1)[0].strip()
+        assert command.startswith("contextkit "), line
+        if command.split()[1] not in RUN_ELSEWHERE:
+            commands += _expanded(command, "t")
+    commands.sort(key=lambda c: c.startswith("contextkit threads delete"))  # deletes last
+    for variant in commands:
+        out = subprocess.run(
+            ["bash", "-c", variant],
+            cwd=tmp_path,
+            env=env,
+            input="y\n",  # `threads delete` asks first
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert out.returncode == 0, (variant, out.stderr)
+        assert "Traceback" not in out.stderr, (variant, out.stderr)
+        ran.append(variant)
+    # `contextkit import dump.jsonl` (the export line's comment) restores the export
+    assert "contextkit import dump.jsonl" in block
+    other = {**env, "CONTEXTKIT_URL": f"sqlite:///{tmp_path / 'restored.db'}"}
+    out = subprocess.run(
+        ["bash", "-c", "contextkit import dump.jsonl"],
+        cwd=tmp_path,
+        env=other,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0 and "imported 1 thread(s)" in out.stdout, out.stderr
+    assert {c.split()[1] for c in ran} | set(RUN_ELSEWHERE) == {
+        "demo", "chat", "threads", "stats", "export", "db", "serve-fake",
+    }  # fmt: skip
+    assert "contextkit threads delete t" in ran and "contextkit db check" in ran
