@@ -559,3 +559,31 @@ def test_a_window_that_starts_inside_a_finished_turn_keeps_its_user_message(stor
     assert not second.moved and second.prefix_break is None
     assert second.to_list()[: len(first.messages)] == first.to_list()
     assert second.seqs == (1, 4, 5, 6, 7)
+
+
+def test_a_moved_cut_is_stored_and_moves_again_only_many_turns_later(store):
+    """Without compaction the cut moves when the prompt would not fit, in one step down to
+    the low-water mark, and is stored: the builds after a move start where it moved (their
+    prompts extend each other) until the window fills up again."""
+    import sqlalchemy as sa
+
+    off = CompactionPolicy(enabled=False)
+    t = store.thread("cut", model="deepseek-v4-flash", system="sys", max_context_tokens=2_000)
+    moves, last = [], None
+    for i in range(60):
+        t.append({"role": "user", "content": text(40, i)})
+        p = t.prepare(max_tokens=200, compaction=off)
+        with store.engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT window_start FROM threads")).scalar_one()
+        assert stored == p.window_start  # the cut point the prompt used is the stored one
+        if p.moved:
+            moves.append(i)
+            assert p.prefix_break == "window" or last is None
+            # the live part drops to about the low-water mark, not just below the budget
+            assert p.prompt_tokens <= 0.6 * 1_800 + 150, p.prompt_tokens
+        elif last is not None:
+            assert p.to_list()[: len(last)] == last
+        last = p.to_list()
+        t.record(_reply(p, {"role": "assistant", "content": text(30, 1000 + i)}), prompt=p)
+    assert 2 <= len(moves) <= 10, moves
+    assert min(b - a for a, b in itertools.pairwise(moves)) >= 4, moves  # rare, large steps
