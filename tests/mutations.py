@@ -287,7 +287,7 @@ MUTATIONS: list[Mutation] = [
         "record-twice",
         "contextkit/usage.py",
         "            if seen is not None:  # this call's reply, recorded before",
-        "            if False:",
+        "            if False:  # this call's reply, recorded before",
         ("tests/test_usage.py", "tests/test_send_contract.py"),
         "every reply is stored exactly once (invariant 8)",
         required=False,
