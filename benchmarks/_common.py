@@ -121,6 +121,7 @@ def machine_info(packages: Iterable[str] = ()) -> dict[str, Any]:
         "processor": platform.processor() or None,
         "cpu_count": os.cpu_count(),
         "cpu_usable": usable,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "packages": package_versions(packages),
     }
 

@@ -31,6 +31,7 @@ VERSIONS = (
     "contextkit",
     "langchain-core",
     "langchain-community",
+    "langchain-deepseek",
     "llama-index-core",
     "openai-agents",
     "tokenizers",
@@ -141,6 +142,7 @@ def header(docs: dict[str, Doc], suite: Doc | None) -> list[str]:
         f"{cpus} CPUs ({usable} usable), {machine.get('implementation', 'Python')} "
         f"{machine.get('python', '?')}",
         "- **Versions:** " + ", ".join(f"{n} {versions[n]}" for n in VERSIONS if n in versions),
+        *_load_line(docs),
         "- **Model and prices:** "
         + "; ".join(
             f"{name} ${p['hit']}/{p['miss']}/{p['output']} per 1M tokens (cache hit / miss / "
@@ -155,6 +157,22 @@ def header(docs: dict[str, Doc], suite: Doc | None) -> list[str]:
         ]
         lines += ["", table(["benchmark", "mode", "status", "seconds"], rows)]
     return lines
+
+
+def _load_line(docs: dict[str, Doc]) -> list[str]:
+    """The machine's load when each result was taken (a shared machine: other work ran)."""
+    loads = {
+        name: doc["machine"]["load_average"][0]
+        for name, doc in docs.items()
+        if (doc.get("machine") or {}).get("load_average")
+    }
+    if not loads:
+        return []
+    shown = ", ".join(f"{name} {load:.1f}" for name, load in loads.items())
+    return [
+        "- **Load:** taken on a shared machine under load from other work; 1-minute load "
+        f"average when each result was written: {shown}"
+    ]
 
 
 def _prices() -> dict[str, dict[str, float]]:
@@ -188,8 +206,17 @@ def section_append(doc: Doc) -> list[str]:
             r = mode["targets"][name]
             row += [f"{r['messages_per_s']:,.0f}", f"{r['share_of_ceiling']:.0%}"]
         rows.append(row)
+    settings = doc.get("sqlite_settings") or {}
+    same = settings and all(
+        v == {"journal_mode": "wal", "synchronous": 1} for v in settings.values()
+    )
+    durability = (
+        "every library at WAL + synchronous=NORMAL, read back from its own connection"
+        if same
+        else "SQLite settings not checked in this run"
+    )
     return [
-        "## 1. Append throughput (messages/s, SQLite file)",
+        f"## 1. Append throughput (messages/s, SQLite file; {durability})",
         "",
         _source(doc),
         "",
@@ -200,9 +227,10 @@ def section_append(doc: Doc) -> list[str]:
         f"{many['messages_per_round'] if many else '?'} (100 per call) ShareGPT messages, each "
         "call its own transaction, on a fresh file per library. The ceiling is a raw "
         "SQLAlchemy-core `INSERT` of (thread, seq, role, content) rows on the same file "
-        "settings. contextkit counts each message's tokens exactly and keeps its ledger "
-        "(cumulative weights, tool-call index) on append; that is what makes `build()` "
-        "O(window) [^sqlite] [^llama] [^agents].",
+        "settings. Taken on a shared 2-CPU machine under load from other work: compare rows "
+        "within a table, not with other runs. contextkit counts each message's tokens "
+        "exactly and keeps its ledger (cumulative weights, tool-call index) on append; "
+        "that is what makes `build()` O(window) [^sqlite] [^llama] [^agents].",
     ]
 
 
@@ -245,14 +273,16 @@ def section_build(doc: Doc) -> list[str]:
         + ")",
         "",
         f"What each returns at {int(largest):,} messages (budget {doc['budget']:,} tokens, "
-        f"max_tokens {doc['max_tokens']}; prompt tokens counted exactly with DeepSeek V4's "
-        "template, system prompt included):",
+        f"max_tokens {doc['max_tokens']}; prompt tokens counted by HF `tokenizers` over "
+        "DeepSeek V4's rendering of the request, system prompt included, not by contextkit's "
+        "counter [^oracle]):",
         "",
         table(["case", "messages", "prompt tokens"], window),
         "",
         "Synthetic alternating user/assistant messages of 20-80 words. contextkit's first "
         "`build()` after the fill compacts once (offline extractive summarizer); the timed "
-        "builds are the steady state. The windows differ by design: contextkit right after a "
+        "builds are the steady state, timed on a shared 2-CPU machine under load from other "
+        "work. The windows differ by design: contextkit right after a "
         "compaction holds a summary plus `keep_recent` (30%) of the budget verbatim, "
         "LlamaIndex at most 70% of its limit (in cl100k tokens), LangChain fills the budget "
         "by its estimate [^lc] [^llama] [^agents].",
@@ -310,8 +340,10 @@ def section_replay(doc: Doc) -> list[str]:
         f"The {doc['conversations']} longest ShareGPT conversations (parts stitched back "
         f"together), at most {doc['max_turns']} turns each ({doc['turns']:,} turns), replayed "
         f"turn by turn with each strategy, thinking mode, max_tokens {doc['max_tokens']}. "
-        "Every prompt is tokenized exactly (DeepSeek V4 chat template); cache hits are "
-        "predicted with `contextkit.cache` per conversation and strategy; the dataset's "
+        "Every prompt is tokenized exactly (DeepSeek V4 chat template); every cache figure "
+        "(hits, and the USD built on them) is modelled by contextkit's own cache model "
+        "(`contextkit.cache`, per conversation and strategy), not measured on DeepSeek; the "
+        "dataset's "
         "replies stand in for the model's. Costs are the chat calls only; contextkit's "
         "summaries come from the offline extractive summarizer (what an `LLMSummarizer` "
         "would have cost is in the last column) [^costs] [^lc] [^llama].",
@@ -347,9 +379,9 @@ def section_replay(doc: Doc) -> list[str]:
                     "max overrun",
                     "newest msg dropped",
                     "mean prompt tokens",
-                    "predicted cache hits",
-                    "USD flash",
-                    "USD pro",
+                    "cache hits (modelled by contextkit.cache)",
+                    "USD flash (modelled hits)",
+                    "USD pro (modelled hits)",
                     "USD/1k turns (flash)",
                     "+ LLM summaries (flash)",
                 ],
@@ -383,7 +415,12 @@ def section_agents(doc: Doc) -> list[str]:
         "is missing (orphaned) and calls without their result (the API rejects either), "
         "tool-call steps of the current turn sent without their `reasoning_content` (rejected "
         "in thinking mode), and whether the message the call answers (user message or newest "
-        "tool result) was sent at all [^lc] [^llama] [^agents].",
+        "tool result) was sent at all. Prompt tokens are counted by HF `tokenizers` over "
+        "DeepSeek V4's rendering of the request with the tool schemas, not by contextkit's "
+        "counter [^oracle]. LangChain goes through its DeepSeek integration (langchain-deepseek"
+        "'s `ChatDeepSeek` request body); stores and sessions on SQLite files at WAL + "
+        "synchronous=NORMAL for every library (the audit does not depend on them) "
+        "[^lc] [^llama] [^agents] [^sqlite].",
         "",
     ]
     for budget, results in doc["results"].items():
@@ -565,20 +602,33 @@ def section_checks(docs: dict[str, Doc]) -> list[str]:
 
 
 FOOTNOTES = [
-    "[^sqlite]: Every SQLite file gets contextkit's settings (WAL, synchronous=NORMAL) where "
-    "the library takes an engine (raw core, LangChain, LlamaIndex, Agents SDK "
-    "`SQLAlchemySession`); the Agents SDK's `SQLiteSession` opens its own connections (WAL, "
-    "SQLite's default synchronous=FULL).",
+    "[^sqlite]: Every SQLite file runs with contextkit's settings, WAL and "
+    "synchronous=NORMAL: given through the engine where the library takes one (raw core, "
+    "LangChain, LlamaIndex, Agents SDK `SQLAlchemySession`); the Agents SDK's "
+    "`SQLiteSession` opens its own connections (WAL, SQLite's default synchronous=FULL) and "
+    "has no setting for it, so the benchmark subclasses it to add synchronous=NORMAL to its "
+    "per-connection setup. The append run reads both settings back from each library's own "
+    "connection and fails if any differs.",
+    "[^oracle]: The budget checks count prompt tokens with HF `tokenizers` on DeepSeek's "
+    "`tokenizer.json` over the request rendered as DeepSeek's V4 encoder renders it "
+    "(`contextkit.render_prompt`); every run first checks that oracle against the 816 "
+    "requests of `tests/data/deepseek_v4_encoder.jsonl.gz` rendered and counted by "
+    "DeepSeek's own encoder (render and count must match on all), and reports where "
+    "contextkit's own count differs from it.",
     "[^lc]: LangChain: `SQLChatMessageHistory` (langchain-community) on an SQLAlchemy engine, "
     "the whole history loaded (`.messages`) and cut with `trim_messages(strategy='last', "
     "start_on='human', include_system=True)` as its docs recommend; in the agent loops also "
     "`end_on=('human', 'tool')`. Token counter: `'approximate'` (characters / 4 + 3 per "
     "message, the docs' choice for the hot path); the replay also runs it with DeepSeek's "
     "tokenizer (HF `tokenizers`) on each message's content. Neither counts the chat template, "
-    "hence the overruns. Messages are converted with `convert_to_openai_messages`, which "
-    "drops `reasoning_content` from `AIMessage.additional_kwargs` (the agent loops' missing "
-    "reasoning); a DeepSeek-specific integration may keep it. langchain-community warns that "
-    "it is being sunset.",
+    "hence the overruns. What is sent is what LangChain's DeepSeek integration sends: the "
+    "`messages` of the request body langchain-deepseek's `ChatDeepSeek` builds "
+    "(`_get_request_payload`, the body `invoke` posts). Its conversion drops "
+    "`reasoning_content` from `AIMessage.additional_kwargs` (the agent loops' steps without "
+    "reasoning, rejected by DeepSeek's thinking mode) although it reads reasoning from "
+    "replies. The replay runs measured before langchain-deepseek was used converted with "
+    "`convert_to_openai_messages`, the same messages for ShareGPT's reasoning-less turns. "
+    "langchain-community warns that it is being sunset.",
     "[^llama]: LlamaIndex: `Memory.from_defaults(token_limit=budget - max_tokens)` with its "
     "defaults (chat history held to `chat_history_token_ratio` 0.7 of the limit, flushed "
     "`token_flush_size` tokens at a time); it counts with its default tokenizer, tiktoken "
@@ -599,7 +649,8 @@ FOOTNOTES = [
     "converted to chat messages (reasoning item → `reasoning_content` of the next "
     "assistant message) to count tokens with DeepSeek's template.",
     "[^costs]: USD from contextkit's DeepSeek V4 price table (see the header) with cache hits "
-    "as predicted by `contextkit.cache` (64-token units, prefixes persisted at the end of "
+    "as modelled by contextkit's own cache model, `contextkit.cache`, not measured on "
+    "DeepSeek (64-token units, prefixes persisted at the end of "
     "each prompt and completion, shared prefixes persisted once seen twice), one cache per "
     "conversation and strategy. Reasoning tokens are not modelled (the dataset has none).",
 ]
@@ -753,6 +804,7 @@ def render_readme(readme: Path, results: Path = RESULTS) -> Path:
     docs = {name: doc for name in FILES if (doc := _load(results, name)) is not None}
     lines = header(docs, _load(results, "suite"))[1:]
     for name, write in (
+        ("peers-append", section_append),
         ("peers-build", section_build),
         ("peers-replay", section_replay),
         ("peers-agents", section_agents),

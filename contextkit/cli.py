@@ -41,8 +41,17 @@ class _Ctx:
         """The thread `thread_id` (of `owner`; any owner's when only one has that id)."""
         thread = self.store.admin_thread(thread_id, owner=owner)
         if thread is None:
-            of = "" if owner is None else f" of owner {owner!r}"
-            raise NotFound(f"no thread {thread_id!r}{of} in {self.store.url}")
+            where = self.store.url.render_as_string(hide_password=True)
+            if owner is None:
+                raise NotFound(
+                    f"no thread {thread_id!r} in {where}; list the threads with `contextkit "
+                    "threads ls` (another database: --url URL or $CONTEXTKIT_URL)"
+                )
+            raise NotFound(
+                f"no thread {thread_id!r} of owner {owner!r} in {where}; list that owner's "
+                f"threads with `contextkit threads ls --owner {owner}`, or leave out --owner "
+                "to find the id under any owner"
+            )
         return thread
 
 
@@ -531,8 +540,8 @@ def export_cmd(
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
 def import_cmd(obj: _Ctx, path: Path) -> None:
-    """Import threads from an export file (JSON lines); a thread whose owner already has its
-    id is refused."""
+    """Import threads from an export file (JSON lines), all or nothing: a bad record, or a
+    thread whose owner already has its id, anywhere in the file, imports none of it."""
     from rich.console import Console
     from rich.progress import Progress
 

@@ -235,7 +235,9 @@ def prepare(
             return prompt
         if len(snap.live) <= 1:
             raise _overflow(calibrated, budget, max_tokens)
-        extra_weight += calibrated - budget
+        # the stored weights said it fits (or a cut did not go far enough): weigh the fixed
+        # part so that the next read sees the exact overshoot and cuts
+        extra_weight += calibrated - min(snap.pressure, budget)
     raise _overflow(calibrated, budget, max_tokens)
 
 
@@ -286,6 +288,8 @@ def _warn_steps_left(ref: ThreadRef, snap: Snapshot) -> None:
     if turn < 1 or snap.window_start <= turn:
         return
     first = max(old, turn + 1)
+    if first >= snap.window_start:  # only messages before the turn left
+        return
     warnings.warn(
         f"messages {first}..{snap.window_start - 1} of the current turn of thread {ref.id!r} "
         f"(opened by message {turn}, which stays in the prompt) left the prompt with no "
@@ -390,7 +394,7 @@ def read_snapshot(
     fixed = fixed_weight(state, pinned, summary, request, extra_weight)
     start = state.window_start
     moved = False
-    task = _task(conn, state) if state.turn_seq < start else None
+    task = _anchor(conn, state, start)
     if task is not None:
         fixed += _weight(task)  # anchored: the window starts inside the task's turn
     pressure = fixed + cut.live_weight(conn, state, start)
@@ -419,10 +423,10 @@ def read_snapshot(
         if new is not None and new != start:
             start, moved = new, True
     live = cut.live(conn, state.pk, start)
-    if state.turn_seq < start:
-        task = task if task is not None else _task(conn, state)
-        if task is not None:
-            live.insert(0, task)
+    if moved:
+        task = _anchor(conn, state, start)
+    if task is not None:
+        live.insert(0, task)
     structure = _structure(state, pinned, summary, live, request)
     correction = calls.correction(conn, request.spec.name, structure)
     return Snapshot(
@@ -437,6 +441,20 @@ def _task(conn: Any, state: ThreadState) -> Replayed | None:
         return None
     task = cut.at(conn, state.pk, state.turn_seq)
     return task if task is not None and not task[0].pinned else None
+
+
+def _anchor(conn: Any, state: ThreadState, start: int) -> Replayed | None:
+    """The user message that opened the turn the window starts inside, if it starts inside
+    one: the current turn's (invariant 7), or an earlier turn's that the window started
+    inside before a new turn began (it stays until the cut moves, so the prompt keeps
+    extending the previous one)."""
+    if state.turn_seq < start:
+        return _task(conn, state)
+    opener = cut.opener(conn, state.pk, start)
+    if opener is None or opener == start:
+        return None
+    found = cut.at(conn, state.pk, opener)
+    return found if found is not None and not found[0].pinned else None
 
 
 def _weight(message: Replayed | None) -> int:
@@ -533,7 +551,10 @@ def prefix_break(snap: Snapshot, request: Request) -> str | None:
 
     `tools`: the declared tool set changed (DeepSeek renders it into the system prompt, so
     every earlier turn renders anew); `mode`: thinking or effort changed; `window`: the
-    window starts elsewhere (a compaction or a moved cut point). None: the prefix extends.
+    window starts elsewhere (a compaction or a moved cut point); `reasoning`: a message the
+    previous call sent is now sent in another form (thinking mode), because a later message
+    of its turn made a tool call (the message replays its reasoning now) or, in a tool turn,
+    came without reasoning (the turn goes as a transcript now). None: the prefix extends.
     """
     last = snap.previous
     if last is None:
@@ -546,6 +567,8 @@ def prefix_break(snap: Snapshot, request: Request) -> str | None:
         return "mode"
     if last.window_start is not None and last.window_start != snap.window_start:
         return "window"
+    if last.reasoning_gained and request.thinking:
+        return "reasoning"
     return None
 
 

@@ -504,3 +504,80 @@ def test_threads_ls_limit(tmp_path: Path):
     assert len(json.loads(run("threads", "ls", "--limit", "2", "--json", url=url).stdout)) == 2
     bad = run("threads", "ls", "--limit", "-1", url=url, check=False)
     assert bad.returncode == 2 and "limit" in bad.stderr.lower()
+
+
+def _table_counts_at(url: str) -> dict[str, int]:
+    from conftest import table_counts
+
+    store = contextkit.open(url)
+    try:
+        return table_counts(store)
+    finally:
+        store.close()
+
+
+def test_import_is_all_or_nothing_when_a_later_thread_exists(tmp_path: Path):
+    """An export whose third thread already exists in the target imports none of them: the
+    file is one transaction, and the error says what to do."""
+    from conftest import export_header, export_message
+
+    dump = tmp_path / "dump.jsonl"
+    records = []
+    for tid in ("first", "second", "third"):
+        records += [export_header(tid), export_message(tid, 1), export_message(tid, 2)]
+    dump.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    store = contextkit.open(url)
+    store.thread("third", model="deepseek-v4-flash", owner="importer").append(
+        {"role": "user", "content": "already here"}
+    )
+    store.close()
+    before = _table_counts_at(url)
+    out = run("import", str(dump), url=url, check=False)
+    assert out.returncode == 1, out.stdout
+    assert _table_counts_at(url) == before  # not 'first' nor 'second'
+    assert "'third'" in out.stderr and "already exists" in out.stderr
+    assert "nothing was imported" in out.stderr
+    assert "contextkit threads delete third --owner importer" in out.stderr
+    assert "Traceback" not in out.stderr
+    listed = json.loads(run("threads", "ls", "--json", url=url).stdout)
+    assert [r["id"] for r in listed] == ["third"]
+
+
+def test_import_with_a_bad_record_late_in_the_file_writes_nothing(tmp_path: Path):
+    from conftest import export_header, export_message
+
+    dump = tmp_path / "dump.jsonl"
+    good = [export_header("a"), export_message("a", 1)]
+    bad = [export_header("b"), {**export_message("b", 1), "seq": 5}]
+    dump.write_text("".join(json.dumps(r) + "\n" for r in good + bad), encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    before = _table_counts_at(url)
+    out = run("import", str(dump), url=url, check=False)
+    assert out.returncode == 1 and "seqs" in out.stderr
+    assert _table_counts_at(url) == before
+    assert "nothing was imported" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["threads", "show", "nope"], "contextkit threads ls"),
+        (["threads", "delete", "nope", "--yes"], "contextkit threads ls"),
+        (["stats", "nope"], "contextkit threads ls"),
+        (["export", "nope"], "contextkit threads ls"),
+        (["threads", "show", "t", "--owner", "carol"], "--owner"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else v,
+)
+def test_a_missing_thread_says_how_to_find_one(tmp_path: Path, args: list[str], hint: str):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    store = contextkit.open(url)
+    store.thread("t", model="deepseek-v4-flash", owner="alice").append(
+        {"role": "user", "content": "x"}
+    )
+    store.close()
+    out = run(*args, url=url, check=False)
+    assert out.returncode == 1 and "no thread" in out.stderr, out.stderr
+    assert hint in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr

@@ -167,10 +167,17 @@ import os, sys, time, pathlib
 import contextkit
 from contextkit.compaction import ExtractiveSummarizer
 
+marker, sleep, meet = pathlib.Path(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+
 class Slow(ExtractiveSummarizer):
     def summarize(self, messages, **kw):
-        pathlib.Path(sys.argv[3]).write_text(str(os.getpid()))
-        time.sleep(float(sys.argv[4]))
+        marker.write_text(str(os.getpid()))
+        deadline = time.monotonic() + 60
+        # wait for the other worker inside its summarizer too: both planned the same fold
+        while len(list(marker.parent.glob("entered-*"))) < meet:
+            assert time.monotonic() < deadline, "the other worker never entered its summarizer"
+            time.sleep(0.01)
+        time.sleep(sleep)
         return super().summarize(messages, **kw)
 
 store = contextkit.open(sys.argv[1])
@@ -180,9 +187,9 @@ print("committed" if s is not None else "lost")
 """
 
 
-def _worker(url: str, marker: Path, sleep: float) -> subprocess.Popen[str]:
+def _worker(url: str, marker: Path, sleep: float, meet: int = 1) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", WORKER, url, "race", str(marker), str(sleep)],
+        [sys.executable, "-c", WORKER, url, "race", str(marker), str(sleep), str(meet)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -190,14 +197,19 @@ def _worker(url: str, marker: Path, sleep: float) -> subprocess.Popen[str]:
 
 
 def test_two_processes_compacting_at_once_make_one_summary(database: Database, tmp_path):
+    """Both workers plan the same fold and are inside their summarizers at once (each waits
+    for the other there); the one that commits second finds the thread compacted and
+    writes nothing."""
     store = contextkit.open(database.url)
     t = store.thread("race", model="deepseek-v4-flash", max_context_tokens=3_000)
     chat(t, 40)
-    procs = [_worker(database.url, tmp_path / f"m{i}", 1.5) for i in range(2)]
+    procs = [_worker(database.url, tmp_path / f"entered-{i}", 0.2, meet=2) for i in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    entered = {(tmp_path / f"entered-{i}").read_text() for i in range(2)}
+    assert entered == {str(p.pid) for p in procs}  # both were inside the summarizer
     assert sorted(o[0].strip() for o in outs) == ["committed", "lost"]
-    assert len(t.summaries()) == 1
+    assert len(t.summaries()) == 1 and t.summaries()[0].from_seq == 1
     store.close()
 
 
@@ -206,7 +218,7 @@ def test_kill_9_inside_the_summarizer_leaves_the_thread_unchanged(database: Data
     t = store.thread("race", model="deepseek-v4-flash", max_context_tokens=3_000)
     chat(t, 40)
     before = table_counts(store)
-    marker = tmp_path / "inside"
+    marker = tmp_path / "entered-0"
     proc = _worker(database.url, marker, 60)
     deadline = time.time() + 60
     while not marker.exists():
@@ -321,3 +333,56 @@ def test_a_summarizer_failing_mid_backlog_keeps_the_chunks_before_and_says_so(st
     chain = t.summaries()
     assert [s.from_seq for s in chain[1:]] == [s.upto_seq + 1 for s in chain[:-1]]
     assert chain[-1].upto_seq + 1 == t.prepare(max_tokens=500).window_start
+
+
+def test_every_folded_message_reaches_the_summarizer(store):
+    """What a compaction folds is what the summarizer read: every message before the new
+    window start (pinned ones stay in the prompt), judged by content, each exactly once,
+    tool calls and results included; nothing of the window is folded."""
+
+    class Reading(ExtractiveSummarizer):
+        def __init__(self):
+            super().__init__()
+            self.read: list[str] = []
+
+        def summarize(self, messages, **kw):
+            for m in messages:
+                calls = " ".join(c.function.arguments for c in m.tool_calls)
+                self.read.append(f"{m.role.value}: {m.text}{calls}")
+            return super().summarize(messages, **kw)
+
+    def said(m) -> str:
+        return f"{m.role.value}: {m.text}{' '.join(c.function.arguments for c in m.tool_calls)}"
+
+    t = store.thread("read", model="deepseek-v4-flash", max_context_tokens=3_000)
+    t.append({"role": "user", "content": "pinned: the project is Nimbus"}, pinned=True)
+    for i in range(30):
+        t.append({"role": "user", "content": f"question #{i}. {FILLER}"})
+        if i % 3 == 0:
+            fn = {"name": "lookup", "arguments": f'{{"q": "fact #{i}"}}'}
+            t.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "reasoning_content": f"look up #{i}",
+                    "tool_calls": [{"id": f"c{i}", "type": "function", "function": fn}],
+                }
+            )
+            t.append({"role": "tool", "tool_call_id": f"c{i}", "content": f"result #{i}"})
+        t.append({"role": "assistant", "content": f"answer #{i}. {FILLER}"})
+    reading = Reading()
+    for round_ in range(2):
+        before = len(reading.read)
+        p = t.prepare(max_tokens=300, summarizer=reading)
+        summaries = t.summaries()
+        assert len(summaries) == round_ + 1 and p.window_start == summaries[-1].upto_seq + 1
+        folded = [
+            said(m)
+            for m in t.history()
+            if summaries[-1].from_seq <= m.seq < p.window_start and not m.pinned
+        ]
+        assert reading.read[before:] == folded  # in order, each once, the last one too
+        window = {said(m) for m in t.history() if m.seq >= p.window_start}
+        assert not window & set(reading.read[before:])
+        chat(t, 12, 100 + 20 * round_)
+    assert not any("pinned: the project" in r for r in reading.read)

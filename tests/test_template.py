@@ -613,3 +613,19 @@ def test_property_any_role_order(
     messages: list[Msg], thinking: bool, tools: list[Msg] | None, effort: str | None
 ) -> None:
     check_exact(messages, tools=tools, thinking=thinking, effort=effort)
+
+
+@pytest.mark.parametrize(("thinking", "opener"), [(True, "<think>"), (False, "</think>")])
+def test_a_trailing_developer_message_is_followed_by_the_generation_prompt(
+    thinking: bool, opener: str
+) -> None:
+    """A developer message renders after `<｜User｜>` like a user turn, so when it ends the
+    request the assistant's opener follows it (and is billed), as after a user message."""
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "developer", "content": "Answer in French."},
+    ]
+    prompt = render_prompt(messages, thinking=thinking)
+    assert prompt.endswith("<｜User｜>Hi<｜User｜>Answer in French.<｜Assistant｜>" + opener)
+    user_last = render_prompt([{"role": "user", "content": "Answer in French."}], thinking=thinking)
+    assert user_last.endswith("<｜Assistant｜>" + opener)

@@ -124,3 +124,29 @@ def test_a_timestamp_without_offset_is_utc(store: contextkit.Store) -> None:
     assert thread is not None
     first = next(iter(thread.messages()))
     assert first.created_at == datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+
+
+def test_an_import_is_all_or_nothing(store: contextkit.Store) -> None:
+    """A later thread whose id exists, or a bad record after good threads: nothing of the
+    input is written, not even the threads before it."""
+    store.thread("imp-2", model="deepseek-v4-flash", owner="importer").append(
+        {"role": "user", "content": "x"}
+    )
+    before = table_counts(store)
+    with pytest.raises(ValidationError, match=r"'imp-2'.*already exists.*nothing was imported"):
+        import_records(store, [*_records("imp-1"), *_records("imp-2")])
+    assert table_counts(store) == before and store.admin_thread("imp-1") is None
+    late_bad = [*_records("imp-1"), *_with((MSG2, "seq"), 7)]
+    late_bad[len(_records()) :] = [
+        {**r, "id": "imp-3"} if r["type"] == "thread" else {**r, "thread": "imp-3"}
+        for r in late_bad[len(_records()) :]
+    ]
+    with pytest.raises(ValidationError, match="seqs"):
+        import_records(store, late_bad)
+    assert table_counts(store) == before and store.admin_thread("imp-1") is None
+    # the same thread twice in one input: the second is refused, the first not kept
+    with pytest.raises(ValidationError, match="already exists"):
+        import_records(store, iter([*_records("imp-1"), *_records("imp-1")]))
+    assert table_counts(store) == before
+    assert import_records(store, _records("imp-1")) == ["imp-1"]
+    assert check(store) == []

@@ -8,11 +8,11 @@ import os
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from contextkit.compaction import CompactionPolicy
-from contextkit.errors import ContextOverflowError, ValidationError
+from contextkit.errors import CompactionWarning, ContextOverflowError, ValidationError
 from contextkit.tokens import count_messages, kept_reasoning
 from contextkit.tokens.template import ReasoningReplay
 
@@ -226,19 +226,70 @@ def _turns(flow):
     return turns
 
 
+def _png_url(width: int, height: int) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (width % 256, 90, height % 256)).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _smallest_prompt(t, thinking: bool, extra_forms: list[dict]) -> list[dict]:
+    """The least any correct window can send, judged from the stored history alone: the
+    system prompt, every pinned message, the latest summary, the current turn's user
+    message, the messages from the last point a window may start at (an unpinned message
+    that is not a tool result: a tool result goes with its call) to the end, and `extra`;
+    each in the form the provider needs (reasoning on tool-call turns in thinking mode, a
+    transcript for a tool turn without its reasoning)."""
+    from contextkit.formats.transcript import transcribe_turns
+    from contextkit.summarizers import summary_message
+
+    stored = list(t.messages())
+    flow = [m for m in stored if not m.pinned]
+    rule = ReasoningReplay.TOOL_TURNS
+    flags = kept_reasoning([m.to_openai() for m in flow], thinking=True, policy=rule)
+    kept = dict(zip((m.seq for m in flow), flags, strict=True))
+    start = max((i for i, m in enumerate(flow) if m.role != "tool"), default=len(flow))
+    tail = flow[start:]
+    users = [m for m in flow[: start + 1] if m.role == "user"]
+    if users and users[-1] not in tail:
+        tail.insert(0, users[-1])
+    forms = [{"role": "system", "content": "You help."}]
+    forms += [m.to_openai(reasoning=False) for m in stored if m.pinned]
+    summaries = t.summaries()
+    if summaries:
+        forms.append(summary_message(summaries[-1].text))
+    fixed = len(forms)
+    forms += [m.to_openai(reasoning=kept[m.seq] and thinking) for m in tail]
+    if thinking:
+        forms = transcribe_turns(forms, fixed)
+    return forms + extra_forms
+
+
 actions = st.lists(
     st.one_of(
-        st.tuples(st.just("user"), st.integers(1, 120)),
+        st.tuples(st.just("user"), st.one_of(st.integers(1, 120), st.integers(300, 900))),
         st.tuples(st.just("assistant"), st.integers(1, 120), st.booleans()),
         st.tuples(st.just("tools"), st.integers(1, 3), st.integers(1, 80), st.booleans()),
         st.tuples(st.just("pin"), st.integers(1, 30)),
-        st.tuples(st.just("build"), st.integers(1, 300)),
+        st.tuples(st.just("image"), st.integers(32, 700), st.integers(32, 700)),
+        st.tuples(
+            st.just("build"),
+            st.one_of(st.integers(1, 300), st.integers(1_000, 1_450)),  # max_tokens
+            st.booleans(),  # thinking
+            st.sampled_from([None, "time: 12:00", "retrieved: " + text(40, 7)]),  # extra
+            st.one_of(st.none(), st.integers(-40, 60)),  # record a reply: reported - counted
+        ),
     ),
     min_size=5,
     max_size=60,
 )
 
 
+@pytest.mark.filterwarnings("ignore::contextkit.errors.CompactionWarning")
 @settings(
     max_examples=int(os.environ.get("CONTEXTKIT_PROPERTY_EXAMPLES", "60")),
     deadline=None,
@@ -246,6 +297,15 @@ actions = st.lists(
 )
 @given(actions=actions, seed=st.integers(0, 10**6), summarize=st.booleans())
 def test_property_random_threads(sqlite_store, actions, seed, summarize):
+    """Random histories (chat, tool calls with and without reasoning, pins, images) built
+    with random max_tokens, thinking on and off, `extra`, and replies recorded with usage
+    that differs from the count (so calibration is learned, both signs). Every prompt:
+    within the budget with the learned correction, counted exactly, the newest message in
+    it, laid out system, pinned, summary, window, extra; tool groups whole; reasoning where
+    the rule wants it; prefix-stable between moves. An overflow only when even the smallest
+    prompt the history allows, counted independently, cannot fit."""
+    from contextkit.summarizers import SUMMARY_HEADER
+
     budget = 1_500
     t = sqlite_store.thread(
         f"p{next(_THREAD_IDS)}",
@@ -260,8 +320,12 @@ def test_property_random_threads(sqlite_store, actions, seed, summarize):
     for action in actions:
         n += 1
         kind = action[0]
-        if kind == "user":
-            t.append({"role": "user", "content": text(action[1], n)})
+        if kind in ("user", "image"):
+            if kind == "user":
+                t.append({"role": "user", "content": text(action[1], n)})
+            else:
+                part = {"type": "image_url", "image_url": {"url": _png_url(*action[1:])}}
+                t.append({"role": "user", "content": [{"type": "text", "text": "see"}, part]})
             turn_stripped = turn_calls = turn_bare = False
         elif kind == "assistant":
             r = text(5, n) if action[2] else None
@@ -295,17 +359,50 @@ def test_property_random_threads(sqlite_store, actions, seed, summarize):
             t.append({"role": "user", "content": text(action[1], n)}, pinned=True)
             pins_since += 1
         else:
-            max_tokens = action[1]
+            _, max_tokens, thinking, extra, reported = action
+            extra_forms = [] if extra is None else [{"role": "system", "content": extra}]
             try:
-                p = t.prepare(max_tokens=max_tokens, compaction=CompactionPolicy(enabled=summarize))
+                p = t.prepare(
+                    max_tokens=max_tokens,
+                    thinking=thinking,
+                    extra=extra,
+                    compaction=CompactionPolicy(enabled=summarize),
+                )
             except ContextOverflowError as err:
                 assert err.needed > err.budget == budget - max_tokens
+                # (f) only when even the smallest prompt the history allows cannot fit, with
+                # the largest correction learned for any structure
+                least = _smallest_prompt(t, thinking, extra_forms)
+                smallest = count_messages(least, thinking=thinking)
+                learned = sqlite_store.calibration("deepseek-v4-flash").as_dict()
+                headroom = max([0, *learned.values()])
+                assert smallest + headroom > budget - max_tokens, (smallest, headroom, err)
+                event("overflow")
                 continue
             out = p.to_list()
-            # (a) budget
+            stored = {m.seq: m for m in t.messages()}
+            # (a) budget, with the correction learned from the recorded usage
+            correction = sqlite_store.calibration("deepseek-v4-flash").correction(p.structure)
+            event(f"correction {'>' if correction > 0 else '<' if correction < 0 else '='} 0")
+            event(f"sections {'+'.join(map(str, map(bool, p.sections)))}")
+            assert p.calibrated_tokens == p.prompt_tokens + max(correction, 0)
             assert p.calibrated_tokens + max_tokens <= budget
-            assert p.prompt_tokens == count_messages(out)
-            # (b) tool-call integrity
+            assert p.prompt_tokens == count_messages(out, thinking=thinking)
+            # (b) the newest message is in the prompt
+            assert not stored or max(stored) in p.seqs
+            # (c) layout: system, pinned (in seq order), summary, window (in seq order), extra
+            n_sys, n_pin, n_sum, n_live, n_extra = p.sections
+            assert (n_sys, len(out)) == (1, sum(p.sections))
+            assert out[0] == {"role": "system", "content": "You help."}
+            pinned = [seq for seq, m in stored.items() if m.pinned]
+            assert list(p.seqs[1 : 1 + n_pin]) == pinned
+            if n_sum:
+                assert p.seqs[1 + n_pin] is None
+                assert out[1 + n_pin]["content"].startswith(SUMMARY_HEADER)
+            live = p.seqs[1 + n_pin + n_sum : 1 + n_pin + n_sum + n_live]
+            assert list(live) == sorted(live) and not any(stored[s].pinned for s in live)
+            assert out[len(out) - n_extra :] == extra_forms
+            # (d) tool-call integrity
             seen: dict[str, int] = {}
             for m in out:
                 for c in m.get("tool_calls", []):
@@ -314,8 +411,9 @@ def test_property_random_threads(sqlite_store, actions, seed, summarize):
                     assert m["tool_call_id"] in seen
                     seen[m["tool_call_id"]] += 1
             assert all(v == 1 for v in seen.values())
-            # (c) reasoning exactly on tool-call turns (judged on the whole stored history)
-            flow = [m for m in t.messages() if not m.pinned]
+            # (e) reasoning exactly on tool-call turns (judged on the whole stored history),
+            # and only in thinking mode
+            flow = [m for m in stored.values() if not m.pinned]
             kept = kept_reasoning(
                 [m.to_openai() for m in flow], thinking=True, policy=ReasoningReplay.TOOL_TURNS
             )
@@ -323,19 +421,169 @@ def test_property_random_threads(sqlite_store, actions, seed, summarize):
             # a tool turn with a message without reasoning (of those sent) goes as text in
             # thinking mode: its calls as assistant text, its results as user text
             as_text: set[int | None] = set()
-            stored = {m.seq: m for m in t.messages()}
             sent = [stored[seq] for seq in p.seqs if seq is not None and not stored[seq].pinned]
             for turn in _turns(sent):
                 bare = [m for m in turn if m.role == "assistant" and m.reasoning_content is None]
-                if bare and any(m.tool_calls for m in turn):
+                if thinking and bare and any(m.tool_calls for m in turn):
                     as_text |= {m.seq for m in turn}
             for seq, m in zip(p.seqs, out, strict=True):
                 if seq in as_text:
                     assert "tool_calls" not in m and "reasoning_content" not in m, (seq, m)
                     assert m["role"] != "tool", (seq, m)
                 elif m["role"] == "assistant" and seq in expect:
-                    assert ("reasoning_content" in m) == expect[seq], (seq, m)
-            # (d) prefix stability between moves
-            if last is not None and not p.moved and pins_since == 0 and not flipped:
-                assert out[: len(last)] == last
-            last, pins_since, flipped = out, 0, False
+                    assert ("reasoning_content" in m) == (expect[seq] and thinking), (seq, m)
+            # (g) prefix stability between moves (same mode; extra is the volatile tail)
+            body = out[: len(out) - n_extra]
+            extends = last is not None and last[0] == thinking
+            if extends and not p.moved and pins_since == 0 and not flipped:
+                assert body[: len(last[1])] == last[1]
+            last, pins_since, flipped = (thinking, body), 0, False
+            if reported is not None:  # the reply, with usage that differs from the count
+                reply = {"role": "assistant", "content": text(8, n), "reasoning_content": "r"}
+                usage = max(p.prompt_tokens + reported, 0)
+                t.record(_reply(p, reply, prompt_tokens=usage), prompt=p)
+                turn_stripped = turn_stripped or not turn_calls
+
+
+def _reply(prompt, message: dict, prompt_tokens: int | None = None) -> dict:
+    reported = prompt.prompt_tokens if prompt_tokens is None else prompt_tokens
+    return {
+        "id": f"r-{prompt.call_key}",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+        "usage": {
+            "prompt_tokens": reported,
+            "completion_tokens": 5,
+            "prompt_cache_hit_tokens": 0,
+            "prompt_cache_miss_tokens": reported,
+        },
+    }
+
+
+def test_a_turn_that_becomes_a_tool_turn_is_a_named_prefix_break(store):
+    """The one change a stored message's replay form ever gets: an earlier assistant message
+    of a turn gains its reasoning when a later message of that turn makes a tool call. The
+    prompt after it does not extend the previous one, and says so (`reasoning`), once."""
+    t = store.thread("flip", model="deepseek-v4-flash", system="s")
+    t.append({"role": "user", "content": "do it"})
+    first = t.prepare(max_tokens=50)
+    said = {"role": "assistant", "content": "Let me see.", "reasoning_content": "plan"}
+    t.record(_reply(first, said), prompt=first)
+    second = t.prepare(max_tokens=50)
+    assert second.prefix_break is None and "reasoning_content" not in second.to_list()[2]
+    t.record(
+        _reply(
+            second,
+            {
+                "role": "assistant",
+                "content": None,
+                "reasoning_content": "call",
+                "tool_calls": [call("k")],
+            },
+        ),
+        prompt=second,
+    )
+    t.append({"role": "tool", "tool_call_id": "k", "content": "done"})
+    third = t.prepare(max_tokens=50)
+    assert third.to_list()[2]["reasoning_content"] == "plan"  # gained: the prefix changed
+    assert third.to_list()[: len(second.messages)] != second.to_list()
+    assert third.prefix_break == "reasoning"
+    assert t.prepare(max_tokens=50, thinking=False).prefix_break == "mode"
+    t.record(
+        _reply(third, {"role": "assistant", "content": "Done.", "reasoning_content": "ok"}),
+        prompt=third,
+    )
+    fourth = t.prepare(max_tokens=50)
+    assert fourth.prefix_break is None
+    assert fourth.to_list()[: len(third.messages)] == third.to_list()
+    assert t.stats().prefix_breaks == {"reasoning": 1}
+
+
+def test_a_tool_turn_that_goes_as_a_transcript_from_now_on_is_a_named_prefix_break(store):
+    t = store.thread("text", model="deepseek-v4-flash")
+    t.append({"role": "user", "content": "look it up"})
+    t.append(
+        {"role": "assistant", "content": None, "reasoning_content": "r", "tool_calls": [call("a")]}
+    )
+    t.append({"role": "tool", "tool_call_id": "a", "content": "found"})
+    first = t.prepare(max_tokens=50)
+    assert first.to_list()[1]["tool_calls"]  # native
+    t.record(_reply(first, {"role": "assistant", "content": "Found it."}), prompt=first)
+    t.append({"role": "user", "content": "thanks"})
+    second = t.prepare(max_tokens=50)
+    assert "tool_calls" not in second.to_list()[1]  # the turn goes as text now
+    assert second.prefix_break == "reasoning"
+    assert t.prepare(max_tokens=50, thinking=False).prefix_break == "mode"
+
+
+def test_a_learned_correction_that_tips_the_prompt_over_moves_the_cut(store):
+    """The count with the learned correction is over the budget while the stored weights
+    say it fits: the cut still moves (to the newest turn) instead of a ContextOverflowError,
+    which is only for a newest turn that cannot fit."""
+
+    def fill(thread_id):
+        t = store.thread(thread_id, model="deepseek-v4-flash", max_context_tokens=1_500)
+        t.append({"role": "user", "content": text(767, 1)})
+        t.append({"role": "user", "content": text(56, 2)})
+        t.append({"role": "user", "content": text(21, 3)}, pinned=True)
+        return t
+
+    twin = fill("twin")
+    seen = twin.prepare(max_tokens=273, compaction=CompactionPolicy(enabled=False))
+    assert seen.seqs == (3, 1, 2)
+    over = 1_500 - 273 - seen.prompt_tokens + 1  # the provider counts one token too many
+    reply = {"role": "assistant", "content": "ok", "reasoning_content": "r"}
+    twin.record(_reply(seen, reply, prompt_tokens=seen.prompt_tokens + over), prompt=seen)
+    t = fill("t")
+    p = t.prepare(max_tokens=273, compaction=CompactionPolicy(enabled=False))
+    assert p.structure == seen.structure and p.calibrated_tokens + 273 <= 1_500
+    assert p.seqs == (3, 2) and p.moved
+
+
+def test_a_window_that_starts_inside_a_finished_turn_keeps_its_user_message(store):
+    """A cut inside a long turn keeps that turn's user message (invariant 7); when the next
+    turn begins, it stays until the cut moves again, so the next prompt still extends the
+    previous one (prefix stability) instead of losing its second message unannounced."""
+    t = store.thread("long", model="deepseek-v4-flash", max_context_tokens=1_500)
+    t.append({"role": "user", "content": text(560, 1)})
+    t.append({"role": "assistant", "content": text(400, 2)})
+    t.append({"role": "assistant", "content": text(33, 3)})
+    t.append({"role": "assistant", "content": None, "tool_calls": [call("a"), call("b")]})
+    t.append({"role": "tool", "tool_call_id": "a", "content": text(68, 4)})
+    t.append({"role": "tool", "tool_call_id": "b", "content": text(68, 5)})
+    off = CompactionPolicy(enabled=False)
+    with pytest.warns(CompactionWarning, match="messages 2..3 of the current turn"):
+        first = t.prepare(max_tokens=1, thinking=False, compaction=off)
+    assert first.seqs == (1, 4, 5, 6) and first.moved  # the task, then the tool group
+    t.append({"role": "user", "content": "thanks"})
+    second = t.prepare(max_tokens=1, thinking=False, compaction=off)
+    assert not second.moved and second.prefix_break is None
+    assert second.to_list()[: len(first.messages)] == first.to_list()
+    assert second.seqs == (1, 4, 5, 6, 7)
+
+
+def test_a_moved_cut_is_stored_and_moves_again_only_many_turns_later(store):
+    """Without compaction the cut moves when the prompt would not fit, in one step down to
+    the low-water mark, and is stored: the builds after a move start where it moved (their
+    prompts extend each other) until the window fills up again."""
+    import sqlalchemy as sa
+
+    off = CompactionPolicy(enabled=False)
+    t = store.thread("cut", model="deepseek-v4-flash", system="sys", max_context_tokens=2_000)
+    moves, last = [], None
+    for i in range(60):
+        t.append({"role": "user", "content": text(40, i)})
+        p = t.prepare(max_tokens=200, compaction=off)
+        with store.engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT window_start FROM threads")).scalar_one()
+        assert stored == p.window_start  # the cut point the prompt used is the stored one
+        if p.moved:
+            moves.append(i)
+            assert p.prefix_break == "window" or last is None
+            # the live part drops to about the low-water mark, not just below the budget
+            assert p.prompt_tokens <= 0.6 * 1_800 + 150, p.prompt_tokens
+        elif last is not None:
+            assert p.to_list()[: len(last)] == last
+        last = p.to_list()
+        t.record(_reply(p, {"role": "assistant", "content": text(30, 1000 + i)}), prompt=p)
+    assert 2 <= len(moves) <= 10, moves
+    assert min(b - a for a, b in itertools.pairwise(moves)) >= 4, moves  # rare, large steps

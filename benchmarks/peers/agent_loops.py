@@ -11,6 +11,7 @@ from typing import Any
 from _common import parallel_map, print_table
 from bench_compaction import worker_store
 
+from . import oracle
 from .agents_sdk import run_agents_sdk
 from .common import MAX_TOKENS, preload, quiet
 from .contextkit_side import ContextkitLoop
@@ -56,7 +57,7 @@ def loop_job(job: LoopJob) -> dict[str, dict[str, Any]]:
                         audit.check(strategy.prompt(), message, job.budget)
         finally:
             strategy.close()
-    audits["agents"] = run_agents_sdk(script, job.budget, job.seed)
+    audits["agents"] = run_agents_sdk(script, job.budget, job.seed, job.base)
     return {name: asdict(audits[name]) for name in LOOP_STRATEGIES}
 
 
@@ -64,6 +65,7 @@ def part_agents(quick: bool) -> dict[str, Any]:
     budgets = (8_000,) if quick else (8_000, 32_000)
     loops, turns = (2, 8) if quick else (4, 25)
     preload()
+    golden = oracle.check_golden()  # the budget check's oracle, against DeepSeek's encoder
     base = tempfile.mkdtemp(prefix="ck-bench-agents-")
     try:
         jobs = [LoopJob(base, b, seed, turns) for b in budgets for seed in range(loops)]
@@ -130,5 +132,10 @@ def part_agents(quick: bool) -> dict[str, Any]:
         "strategies": list(LOOP_STRATEGIES),
         "titles": LOOP_TITLES,
         "results": results,
-        "violations": violations,
+        "oracle": golden,
+        "violations": {
+            **violations,
+            "oracle_differs_from_deepseek_encoder": golden["render_mismatches"]
+            + golden["count_mismatches"],
+        },
     }

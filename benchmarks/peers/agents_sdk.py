@@ -11,13 +11,42 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .common import SYSTEM, BuildCase, Msg, Target, async_sqlite_engine, chunks
+from .common import (
+    SYSTEM,
+    BuildCase,
+    Msg,
+    Target,
+    async_engine_settings,
+    async_sqlite_engine,
+    chunks,
+    read_settings,
+)
 from .loop_script import AGENTS_LIMIT, Audit, Turn
 
 
 def preload() -> None:
     """Import the SDK (before forking)."""
     import agents  # noqa: F401
+
+
+def normal_session(session_id: str, db_path: Path | str, **kwargs: Any) -> Any:
+    """A `SQLiteSession` on contextkit's SQLite settings: the SDK opens its own connections
+    with WAL and SQLite's default synchronous=FULL and offers no setting for it, so this
+    subclass adds synchronous=NORMAL to the SDK's own per-connection setup."""
+    from agents import SQLiteSession
+
+    class NormalSQLiteSession(SQLiteSession):
+        @staticmethod
+        def _configure_connection(conn: Any) -> None:
+            SQLiteSession._configure_connection(conn)
+            conn.execute("PRAGMA synchronous=NORMAL")
+
+    return NormalSQLiteSession(session_id, db_path, **kwargs)
+
+
+def session_settings(session: Any) -> tuple[str, int]:
+    """(journal_mode, synchronous) of a connection the session opens for its work."""
+    return read_settings(session._get_connection())
 
 
 def agents_item(m: Msg) -> Msg:
@@ -29,14 +58,13 @@ def agents_item(m: Msg) -> Msg:
 
 
 def append_target(tmp: Path, kind: str) -> Target:
-    from agents import SQLiteSession
     from agents.extensions.memory import SQLAlchemySession
 
     loop = asyncio.new_event_loop()
     engine = None
     session: Any
     if kind == "sqlite":
-        session = SQLiteSession("bench", tmp / "agents.db")
+        session = normal_session("bench", tmp / "agents.db")
         name = "Agents SDK SQLiteSession.add_items"
     else:
         engine = async_sqlite_engine(tmp / "agents-sqlalchemy.db")
@@ -57,17 +85,20 @@ def append_target(tmp: Path, kind: str) -> Target:
             session.close()
         loop.close()
 
-    return Target(name, load, lambda i, b: loop.run_until_complete(add(i, b)), close)
+    def settings() -> tuple[str, int]:
+        if engine is not None:
+            return loop.run_until_complete(async_engine_settings(engine))
+        return session_settings(session)
+
+    return Target(name, load, lambda i, b: loop.run_until_complete(add(i, b)), close, settings)
 
 
 # --- 2. build ----------------------------------------------------------------------------------
 
 
 def build_case(tmp: Path, history: list[Msg], limit: int | None) -> BuildCase:
-    from agents import SQLiteSession
-
     loop = asyncio.new_event_loop()
-    session = SQLiteSession("bench", tmp / f"agents-{limit}.db")
+    session = normal_session("bench", tmp / f"agents-{limit}.db")
 
     async def fill() -> None:
         for chunk in chunks(history, 1_000):
@@ -145,11 +176,11 @@ def _responses_to_chat(system: str | None, items: Sequence[Any]) -> list[Msg]:
     return out
 
 
-def run_agents_sdk(script: list[Turn], budget: int, seed: int) -> Audit:
+def run_agents_sdk(script: list[Turn], budget: int, seed: int, base: str) -> Audit:
     """The Agents SDK as an app runs it: `Runner.run` per user turn with a session whose
     `limit` trims the history it loads; its scripted test model replays the loop's steps
     and records every input it is given."""
-    from agents import Agent, RunConfig, Runner, SQLiteSession, function_tool
+    from agents import Agent, RunConfig, Runner, function_tool
     from agents.memory import SessionSettings
     from agents.testing.model import ScriptedModel, assistant_message, function_call
     from openai.types.responses import ResponseReasoningItem
@@ -169,7 +200,11 @@ def run_agents_sdk(script: list[Turn], budget: int, seed: int) -> Audit:
 
     model = ScriptedModel()
     agent = Agent(name="bench", instructions=SYSTEM, model=model, tools=[search, read_file])
-    session = SQLiteSession(f"loop-{seed}", session_settings=SessionSettings(limit=AGENTS_LIMIT))
+    session = normal_session(
+        f"loop-{seed}",
+        Path(base) / f"agents-loop-{seed}-{budget}.db",
+        session_settings=SessionSettings(limit=AGENTS_LIMIT),
+    )
     config = RunConfig(tracing_disabled=True)
     audit = Audit()
     loop = asyncio.new_event_loop()

@@ -12,7 +12,7 @@ from _common import print_table, timed
 from contextkit.testing.sharegpt import messages as sharegpt_messages
 
 from . import agents_sdk, contextkit_side, langchain, llamaindex, raw
-from .common import Target
+from .common import SQLITE_SETTINGS, Target
 
 
 def _targets(tmp: Path) -> list[Target]:
@@ -32,7 +32,8 @@ def part_append(quick: bool) -> dict[str, Any]:
     modes = {1: 100 if quick else 300, 100: 500 if quick else 1_000}
     texts = sharegpt_messages(rounds * max(modes.values()))
     msgs = [{"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(texts)]
-    out: dict[str, Any] = {"rounds": rounds, "modes": {}}
+    out: dict[str, Any] = {"rounds": rounds, "modes": {}, "sqlite_settings": {}}
+    settings: dict[str, tuple[str, int]] = {}
     for batch, per_round in modes.items():
         with tempfile.TemporaryDirectory(prefix="ck-bench-append-") as tmp:
             targets = _targets(Path(tmp))
@@ -45,6 +46,8 @@ def part_append(quick: bool) -> dict[str, Any]:
                         items = target.load(chunk)
                         elapsed, _ = timed(lambda t=target, i=items, b=batch: t.append(i, b))
                         seconds[target.name].append(elapsed)
+                for target in targets:  # what each library's own connection runs with
+                    settings[target.name] = target.settings()
             finally:
                 for target in targets:
                     target.close()
@@ -67,4 +70,10 @@ def part_append(quick: bool) -> dict[str, Any]:
             ],
             title=f"1. append, {batch} message(s) per call ({rounds} rounds of {per_round})",
         )
+    out["sqlite_settings"] = {
+        name: {"journal_mode": mode, "synchronous": sync} for name, (mode, sync) in settings.items()
+    }
+    out["violations"] = {
+        "sqlite_settings_differ": sum(value != SQLITE_SETTINGS for value in settings.values())
+    }
     return out

@@ -13,7 +13,7 @@ from _common import interleaved, print_table, summarize, timed
 
 import contextkit
 
-from . import agents_sdk, contextkit_side, langchain, llamaindex
+from . import agents_sdk, contextkit_side, langchain, llamaindex, oracle
 from .common import BUILD_BUDGET, MAX_TOKENS, MODEL, BuildCase, Msg, synthetic_history
 
 BUILD_REPEAT = {100: 30, 1_000: 20, 10_000: 7, 100_000: 3}
@@ -23,6 +23,7 @@ BUILD_REPEAT_QUICK = {100: 7, 1_000: 5, 10_000: 3}
 def part_build(quick: bool) -> dict[str, Any]:
     """Median latency of each library's "history -> next prompt" path per history length."""
     repeats = BUILD_REPEAT_QUICK if quick else BUILD_REPEAT
+    golden = oracle.check_golden()  # the budget check's oracle, against DeepSeek's encoder
     sizes: dict[str, Any] = {}
     for size, repeat in repeats.items():
         history = synthetic_history(size, seed=size)
@@ -61,7 +62,9 @@ def part_build(quick: bool) -> dict[str, Any]:
                     k: v * 1e3 if k != "n" else v for k, v in summarize(times[case.name]).items()
                 },
                 "messages_returned": len(first[case.name]),
-                "prompt_tokens": contextkit.count_messages(prompt, MODEL, thinking=True),
+                # the oracle: HF tokenizers over DeepSeek's V4 rendering, not contextkit's count
+                "prompt_tokens": oracle.prompt_tokens(prompt, thinking=True),
+                "prompt_tokens_contextkit": contextkit.count_messages(prompt, MODEL, thinking=True),
                 "fill_seconds": fill[case.name],
             }
         sizes[str(size)] = row
@@ -86,6 +89,11 @@ def part_build(quick: bool) -> dict[str, Any]:
     speedup = at_10k[lc]["ms"]["median"] / at_10k[ck]["ms"]["median"] if at_10k else None
     flat = sizes[str(largest)][ck]["ms"]["median"] / sizes["100"][ck]["ms"]["median"]
     over = [s for s, row in sizes.items() if row[ck]["prompt_tokens"] + MAX_TOKENS > BUILD_BUDGET]
+    miscounted = [
+        s
+        for s, row in sizes.items()
+        if row[ck]["prompt_tokens"] != row[ck]["prompt_tokens_contextkit"]
+    ]
     targets = {
         "speedup_vs_langchain_at_10000": speedup,
         "speedup_target": 50.0,
@@ -104,5 +112,11 @@ def part_build(quick: bool) -> dict[str, Any]:
         "max_tokens": MAX_TOKENS,
         "sizes": sizes,
         "targets": targets,
-        "violations": {"contextkit_build_over_budget": len(over)},
+        "oracle": golden,
+        "violations": {
+            "contextkit_build_over_budget": len(over),
+            "contextkit_count_differs_from_oracle": len(miscounted),
+            "oracle_differs_from_deepseek_encoder": golden["render_mismatches"]
+            + golden["count_mismatches"],
+        },
     }

@@ -31,16 +31,23 @@ def quiet() -> None:
 
 def preload() -> None:
     """Import the peers (and build the tokenizers) once, before forking workers."""
-    from . import agents_sdk, langchain, llamaindex
+    from . import agents_sdk, langchain, llamaindex, oracle
 
     quiet()
     agents_sdk.preload()
     langchain.preload()
     llamaindex.preload()
+    oracle.preload()
     contextkit.count_tokens("warm up", MODEL)
 
 
 # --- SQLite engines --------------------------------------------------------------------------
+
+
+SQLITE_SETTINGS = ("wal", 1)
+"""What every library's SQLite file runs with: WAL, synchronous=NORMAL (1). contextkit's
+own settings, given to each peer (`sqlite_engine`, `agents_sdk.NormalSQLiteSession`) and
+read back from each library's own connection (`Target.settings`)."""
 
 
 def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -48,6 +55,27 @@ def _pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def read_settings(dbapi_conn: Any) -> tuple[str, int]:
+    """(journal_mode, synchronous) of a DB-API SQLite connection."""
+    cur = dbapi_conn.cursor()
+    mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
+    sync = cur.execute("PRAGMA synchronous").fetchone()[0]
+    cur.close()
+    return str(mode).lower(), int(sync)
+
+
+def engine_settings(engine: sa.Engine) -> tuple[str, int]:
+    with engine.connect() as conn:
+        return read_settings(conn.connection.dbapi_connection)
+
+
+async def async_engine_settings(engine: Any) -> tuple[str, int]:
+    async with engine.connect() as conn:
+        mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+        sync = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+    return str(mode).lower(), int(sync)
 
 
 def sqlite_engine(path: Path) -> sa.Engine:
@@ -71,12 +99,14 @@ def async_sqlite_engine(path: Path) -> Any:
 
 @dataclass
 class Target:
-    """One way of appending: `load` converts (untimed), `append` stores (timed)."""
+    """One way of appending: `load` converts (untimed), `append` stores (timed);
+    `settings` reads (journal_mode, synchronous) back from the library's own connection."""
 
     name: str
     load: Callable[[list[Msg]], list[Any]]
     append: Callable[[list[Any], int], None]
     close: Callable[[], None]
+    settings: Callable[[], tuple[str, int]]
 
 
 @dataclass

@@ -11,7 +11,17 @@ from typing import Any
 import contextkit
 from contextkit.errors import ContextOverflowError
 
-from .common import BUILD_BUDGET, MAX_TOKENS, MODEL, SYSTEM, BuildCase, Msg, Target, chunks
+from .common import (
+    BUILD_BUDGET,
+    MAX_TOKENS,
+    MODEL,
+    SYSTEM,
+    BuildCase,
+    Msg,
+    Target,
+    chunks,
+    engine_settings,
+)
 from .loop_script import TOOLS, LoopStrategy
 
 
@@ -27,7 +37,9 @@ def append_target(tmp: Path) -> Target:
             for i in range(0, len(items), batch):
                 thread.extend(items[i : i + batch])
 
-    return Target("contextkit Thread.append", list, append, store.close)
+    return Target(
+        "contextkit Thread.append", list, append, store.close, lambda: engine_settings(store.engine)
+    )
 
 
 def build_case(tmp: Path, history: list[Msg]) -> BuildCase:

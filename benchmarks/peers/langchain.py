@@ -16,12 +16,14 @@ from bench_compaction import CacheLedger, Conversation, PromptTokens, Run, Setti
 from .common import (
     BUILD_BUDGET,
     MAX_TOKENS,
+    MODEL,
     SYSTEM,
     BuildCase,
     Msg,
     Target,
     check_prompt,
     chunks,
+    engine_settings,
     quiet,
     sqlite_engine,
 )
@@ -33,6 +35,23 @@ def preload() -> None:
     import langchain_core.messages  # noqa: F401
 
     _hf_tokenizer()
+    _deepseek_chat()
+
+
+@cache
+def _deepseek_chat() -> Any:
+    """langchain-deepseek's chat model, only to build request bodies (never called)."""
+    from langchain_deepseek import ChatDeepSeek
+
+    return ChatDeepSeek(model=MODEL, api_key="unused", base_url="http://127.0.0.1:9/v1")
+
+
+def deepseek_request(messages: list[Any]) -> list[Msg]:
+    """The `messages` of the request body `ChatDeepSeek` sends for these LangChain messages:
+    LangChain's DeepSeek path (langchain-deepseek's conversion, as `invoke` builds it)."""
+    payload = _deepseek_chat()._get_request_payload(messages)
+    converted: list[Msg] = payload["messages"]
+    return converted
 
 
 def lc_message(m: Msg) -> Any:
@@ -102,7 +121,13 @@ def append_target(tmp: Path) -> Target:
     def load(msgs: list[Msg]) -> list[Any]:
         return [lc_message(m) for m in msgs]
 
-    return Target("LangChain SQLChatMessageHistory.add_message", load, append, engine.dispose)
+    return Target(
+        "LangChain SQLChatMessageHistory.add_message",
+        load,
+        append,
+        engine.dispose,
+        lambda: engine_settings(engine),
+    )
 
 
 # --- 2. build ----------------------------------------------------------------------------------
@@ -111,7 +136,7 @@ def append_target(tmp: Path) -> Target:
 def build_case(tmp: Path, history: list[Msg]) -> BuildCase:
     quiet()
     from langchain_community.chat_message_histories import SQLChatMessageHistory
-    from langchain_core.messages import SystemMessage, convert_to_openai_messages, trim_messages
+    from langchain_core.messages import SystemMessage, trim_messages
 
     engine = sqlite_engine(tmp / "langchain.db")
     store = SQLChatMessageHistory(session_id="bench", connection=engine)
@@ -130,8 +155,7 @@ def build_case(tmp: Path, history: list[Msg]) -> BuildCase:
         )
 
     def prompt(result: list[Any]) -> list[Msg]:
-        converted: list[Msg] = convert_to_openai_messages(result)
-        return converted
+        return deepseek_request(result)
 
     return BuildCase("LangChain .messages + trim_messages", call, prompt, engine.dispose)
 
@@ -142,13 +166,7 @@ def build_case(tmp: Path, history: list[Msg]) -> BuildCase:
 def run_langchain(conv: Conversation, tokens: PromptTokens, cfg: Settings, counter: Any) -> Run:
     """LangChain's documented chat trimming, recomputed every call over the whole history."""
     quiet()
-    from langchain_core.messages import (
-        AIMessage,
-        HumanMessage,
-        SystemMessage,
-        convert_to_openai_messages,
-        trim_messages,
-    )
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, trim_messages
 
     run, ledger = Run(len(conv.turns)), CacheLedger()
     history: list[Any] = [SystemMessage(SYSTEM)]
@@ -162,7 +180,7 @@ def run_langchain(conv: Conversation, tokens: PromptTokens, cfg: Settings, count
             start_on="human",
             include_system=True,
         )
-        msgs: list[Msg] = convert_to_openai_messages(kept)
+        msgs = deepseek_request(kept)
         ids, _ = tokens.prompt(msgs)
         check_prompt(run, ids, cfg, user, msgs[-1])
         _serve(run, ledger, tokens, ids, reply)
@@ -175,8 +193,8 @@ def run_langchain(conv: Conversation, tokens: PromptTokens, cfg: Settings, count
 
 
 class LangChainLoop(LoopStrategy):
-    """`trim_messages` with the settings LangChain's docs recommend for chat models,
-    converted with `convert_to_openai_messages`."""
+    """`trim_messages` with the settings LangChain's docs recommend for chat models, sent
+    through langchain-deepseek (`ChatDeepSeek`'s request body)."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
@@ -186,7 +204,7 @@ class LangChainLoop(LoopStrategy):
         self.history.append(lc_message(message))
 
     def prompt(self) -> list[Msg] | None:
-        from langchain_core.messages import convert_to_openai_messages, trim_messages
+        from langchain_core.messages import trim_messages
 
         kept = trim_messages(
             self.history,
@@ -197,5 +215,4 @@ class LangChainLoop(LoopStrategy):
             end_on=("human", "tool"),
             include_system=True,
         )
-        converted: list[Msg] = convert_to_openai_messages(kept)
-        return converted
+        return deepseek_request(kept)

@@ -20,6 +20,7 @@ from .common import (
     BuildCase,
     Msg,
     Target,
+    async_engine_settings,
     async_sqlite_engine,
     check_prompt,
     chunks,
@@ -91,7 +92,11 @@ def append_target(tmp: Path) -> Target:
         loop.close()
 
     return Target(
-        "LlamaIndex Memory.aput", load, lambda i, b: loop.run_until_complete(put(i, b)), close
+        "LlamaIndex Memory.aput",
+        load,
+        lambda i, b: loop.run_until_complete(put(i, b)),
+        close,
+        lambda: loop.run_until_complete(async_engine_settings(engine)),
     )
 
 

@@ -7,9 +7,8 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import contextkit
-
-from .common import MAX_TOKENS, MODEL, Msg, filler
+from . import oracle
+from .common import MAX_TOKENS, Msg, filler
 
 TOOLS: list[Msg] = [
     {
@@ -132,7 +131,7 @@ class Audit:
         if prompt is None:
             self.refused += 1
             return
-        n = contextkit.count_messages(prompt, MODEL, tools=TOOLS, thinking=True)
+        n = oracle.prompt_tokens(prompt, tools=TOOLS, thinking=True)  # not contextkit's count
         self.prompt_tokens += n
         self.max_prompt_tokens = max(self.max_prompt_tokens, n)
         if n + MAX_TOKENS > budget:

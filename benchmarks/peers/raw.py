@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .common import Target, sqlite_engine
+from .common import Target, engine_settings, sqlite_engine
 
 
 def append_target(tmp: Path) -> Target:
@@ -37,4 +37,10 @@ def append_target(tmp: Path) -> Target:
             with engine.begin() as conn:
                 conn.execute(stmt, rows if len(rows) > 1 else rows[0])
 
-    return Target("raw SQLAlchemy core insert (ceiling)", list, append, engine.dispose)
+    return Target(
+        "raw SQLAlchemy core insert (ceiling)",
+        list,
+        append,
+        engine.dispose,
+        lambda: engine_settings(engine),
+    )

@@ -26,6 +26,7 @@ PACKAGES = (
     "aiosqlite",
     "langchain-core",
     "langchain-community",
+    "langchain-deepseek",
     "llama-index-core",
     "openai-agents",
     "tokenizers",

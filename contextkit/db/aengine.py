@@ -12,18 +12,20 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contextkit.db import engine as _engine
 from contextkit.db.steps import Read, Runner, Steps, Write
 from contextkit.errors import StoreError, ValidationError
 
-__all__ = ["AsyncEngine", "aclose", "adrive", "async_url", "create_async_engine", "sync_url"]
+if TYPE_CHECKING:  # SQLAlchemy's asyncio needs greenlet: imported when an engine is made
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["aclose", "adrive", "async_url", "create_async_engine", "sync_url"]
 
 T = TypeVar("T")
 
@@ -57,13 +59,13 @@ def create_async_engine(
 ) -> AsyncEngine:
     """An `AsyncEngine` for `url` with the settings of `contextkit.db.engine.create_engine`."""
     parsed, kwargs = _engine.engine_options(async_url(url), echo=echo, busy_timeout=busy_timeout)
-    from sqlalchemy.ext.asyncio import create_async_engine as _create
-
     try:
+        from sqlalchemy.ext.asyncio import create_async_engine as _create
+
         engine = _create(parsed, **kwargs)
     except ModuleNotFoundError as exc:
         raise _engine.driver_missing(parsed, exc) from None
-    except ValueError as exc:  # e.g. greenlet missing for SQLAlchemy's asyncio
+    except (ImportError, ValueError) as exc:  # greenlet missing for SQLAlchemy's asyncio
         missing = ModuleNotFoundError(str(exc), name="greenlet")
         raise _engine.driver_missing(parsed, missing) from None
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.InvalidRequestError) as exc:

@@ -11,7 +11,14 @@ from attrs import frozen
 from sqlalchemy import Connection, RowMapping, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from contextkit.db.schema import CalibrationRow, CallRow, ThreadRow, utcnow
+from contextkit.db.schema import (
+    CalibrationRow,
+    CallRow,
+    MessageRow,
+    ThreadRow,
+    ToolCallRow,
+    utcnow,
+)
 from contextkit.tokens.calibration import Calibration
 
 __all__ = [
@@ -112,17 +119,72 @@ class LastCall:
     structure: str | None
     window_start: int | None
     tools_digest: str | None
+    reasoning_gained: bool = False
+    """An assistant message this call's prompt sent without its reasoning now replays it: a
+    later message of its turn made a tool call (see `reasoning_gained`)."""
 
 
 def last_call(conn: Connection, pk: int) -> LastCall | None:
     """The thread's most recent call (one indexed read of the primary key), or None."""
     row = conn.execute(
-        select(CallRow.structure, CallRow.window_start, CallRow.tools_digest)
+        select(CallRow.structure, CallRow.window_start, CallRow.tools_digest, CallRow.message_seq)
         .where(CallRow.thread_pk == pk)
         .order_by(CallRow.n.desc())
         .limit(1)
     ).first()
-    return None if row is None else LastCall(row.structure, row.window_start, row.tools_digest)
+    if row is None:
+        return None
+    gained = row.message_seq is not None and reasoning_gained(conn, pk, row.message_seq)
+    return LastCall(row.structure, row.window_start, row.tools_digest, gained)
+
+
+def reasoning_gained(conn: Connection, pk: int, upto: int) -> bool:
+    """Whether a message before `upto` of the turn open then is now sent in another form:
+    the turn made its first tool call at or after `upto`, so an earlier assistant message
+    of it that was sent stripped now replays its reasoning; or the turn now goes as a
+    plain-text transcript (a tool turn with an assistant message without reasoning, in
+    thinking mode) and did not then. The only changes a stored message's form ever gets."""
+    user = (MessageRow.role == "user") & MessageRow.pinned.is_(False)
+    in_thread = MessageRow.thread_pk == pk
+    start = conn.execute(
+        select(func.max(MessageRow.seq)).where(in_thread, MessageRow.seq < upto, user)
+    ).scalar()
+    start = int(start or 1)
+    end = conn.execute(
+        select(func.min(MessageRow.seq)).where(in_thread, MessageRow.seq > start, user)
+    ).scalar()
+    stop = end if end is not None else 2**31 - 1
+    first_call = conn.execute(
+        select(func.min(ToolCallRow.call_seq)).where(
+            ToolCallRow.thread_pk == pk, ToolCallRow.call_seq >= start, ToolCallRow.call_seq < stop
+        )
+    ).scalar()
+    if first_call is None:
+        return False
+    assistant = in_thread & (MessageRow.role == "assistant") & MessageRow.pinned.is_(False)
+    first_bare = conn.execute(
+        select(func.min(MessageRow.seq)).where(
+            assistant,
+            MessageRow.seq >= start,
+            MessageRow.seq < stop,
+            MessageRow.reasoning_content.is_(None),
+        )
+    ).scalar()
+    if first_bare is not None:  # a transcript now; was it one then?
+        return not (first_call < upto and first_bare < upto) and upto > start + 1
+    if first_call < upto:
+        return False
+    kept = conn.execute(
+        select(MessageRow.seq)
+        .where(
+            assistant,
+            MessageRow.seq >= start,
+            MessageRow.seq < upto,
+            MessageRow.reasoning_kept.is_(True),
+        )
+        .limit(1)
+    ).first()
+    return kept is not None
 
 
 def prefix_breaks(conn: Connection, pk: int) -> dict[str, int]:

@@ -25,6 +25,7 @@ __all__ = [
     "live",
     "live_weight",
     "next_boundary",
+    "opener",
     "pending_calls",
     "pinned",
     "unanswered",
@@ -63,6 +64,23 @@ def at(conn: Connection, pk: int, seq: int) -> Replayed | None:
     """The message `seq` in replay form, or None."""
     rows = _rows(conn, select(*_COLUMNS).where(MessageRow.thread_pk == pk, MessageRow.seq == seq))
     return rows[0] if rows else None
+
+
+def opener(conn: Connection, pk: int, seq: int) -> int | None:
+    """The seq of the unpinned user message that opened the turn message `seq` is in (the
+    last at or before it), or None before the first one."""
+    found = conn.execute(
+        select(MessageRow.seq)
+        .where(
+            MessageRow.thread_pk == pk,
+            MessageRow.seq <= seq,
+            MessageRow.role == Role.USER.value,
+            MessageRow.pinned.is_(False),
+        )
+        .order_by(MessageRow.seq.desc())
+        .limit(1)
+    ).scalar()
+    return None if found is None else int(found)
 
 
 def live(conn: Connection, pk: int, start: int) -> list[Replayed]:

@@ -3,7 +3,7 @@
 Export writes one JSON object per line (canonical JSON, so the same store exports the same
 bytes): a `thread` record, then its `message`, `summary` and `call` records in order.
 Import recreates threads exactly (seqs, timestamps, reasoning, tool calls, summaries, usage)
-in one transaction per thread; re-exporting an import gives the same bytes.
+all or nothing, in one transaction; re-exporting an import gives the same bytes.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from contextkit.db.schema import (
     ToolCallRow,
 )
 from contextkit.db.threads import ThreadRef, ThreadState
-from contextkit.errors import ValidationError
+from contextkit.errors import StoreError, ValidationError
 from contextkit.settings import check_owner, thread_settings
 from contextkit.types import Message, canonical_json, check_id
 
@@ -119,11 +119,35 @@ def export_records(engine: Engine, *, owner: str | None = None) -> Iterator[dict
 def import_records(engine: Engine, records: Iterable[Mapping[str, Any]]) -> list[str]:
     """Recreate the exported threads; returns their ids. Existing ids are refused.
 
-    Each thread is imported in one transaction: on bad input, nothing of it is written.
+    All or nothing: the whole input is imported in one transaction, so a bad record or a
+    thread id its owner already has, wherever it comes in the input, leaves the database as
+    it was (the error says so). Records are read as they come: one thread in memory at a time.
     """
     if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
         raise ValidationError(f"import_records takes records, got {type(records).__name__}")
-    imported: list[str] = []
+    replayable = isinstance(records, (list, tuple))
+    began = False
+
+    def txn(conn: Connection) -> list[str]:
+        nonlocal began
+        if began and not replayable:  # a retry after a lock conflict: the stream is spent
+            raise StoreError(
+                "the import met a lock conflict after it began; nothing was imported; run it "
+                "again when the database is less busy"
+            )
+        began = True
+        return [_write_thread(conn, *thread) for thread in _threads(records)]
+
+    try:
+        return db.write(engine, txn)
+    except ValidationError as exc:
+        raise ValidationError(f"{exc}; nothing was imported (all or nothing)") from None
+
+
+def _threads(
+    records: Iterable[Mapping[str, Any]],
+) -> Iterator[tuple[str, str, dict[str, Any], list[Pending], dict[str, Any]]]:
+    """The input's threads, one at a time, each checked whole before it is written."""
     current: dict[str, Any] | None = None
     parts: dict[str, list[Mapping[str, Any]]] = {"message": [], "summary": [], "call": []}
     for number, record in enumerate(records, 1):
@@ -134,7 +158,7 @@ def import_records(engine: Engine, records: Iterable[Mapping[str, Any]]) -> list
             raise ValidationError(f"record {number} has a non-text type")
         if kind == "thread":
             if current is not None:
-                imported.append(_import_thread(engine, current, parts))
+                yield _checked_thread(current, parts)
             current = dict(record)
             parts = {"message": [], "summary": [], "call": []}
         elif kind in parts:
@@ -144,13 +168,13 @@ def import_records(engine: Engine, records: Iterable[Mapping[str, Any]]) -> list
         else:
             raise ValidationError(f"record {number} has unknown type {kind!r:.40}")
     if current is not None:
-        imported.append(_import_thread(engine, current, parts))
-    return imported
+        yield _checked_thread(current, parts)
 
 
-def _import_thread(
-    engine: Engine, header: Mapping[str, Any], parts: Mapping[str, list[Mapping[str, Any]]]
-) -> str:
+def _checked_thread(
+    header: Mapping[str, Any], parts: Mapping[str, list[Mapping[str, Any]]]
+) -> tuple[str, str, dict[str, Any], list[Pending], dict[str, Any]]:
+    """A thread's records checked: its id, owner, settings, messages and other rows."""
     thread_id = header.get("id")
     if not isinstance(thread_id, str):
         raise ValidationError("thread record without an id")
@@ -162,10 +186,6 @@ def _import_thread(
         max_context_tokens=header.get("max_context_tokens"),
         metadata=header.get("metadata"),
     )
-    if db.read(engine, lambda conn: threads.by_id(conn, thread_id, owner)) is not None:
-        raise ValidationError(
-            f"thread {thread_id!r} of owner {owner!r} already exists; delete it first"
-        )
     items = []
     keys: set[str] = set()
     for expected, record in enumerate(parts["message"], 1):
@@ -192,16 +212,26 @@ def _import_thread(
         "created_at": parse_time(header.get("created_at"), "thread created_at"),
         "updated_at": parse_time(header.get("updated_at"), "thread updated_at"),
     }
+    return thread_id, owner, values, items, rows
 
-    def txn(conn: Connection) -> None:
-        if threads.by_id(conn, thread_id, owner) is not None:
-            raise ValidationError(
-                f"thread {thread_id!r} of owner {owner!r} already exists; delete it first"
-            )
-        state = threads.get_or_create(conn, thread_id, owner, values)
-        _fill(conn, state, items, rows)
 
-    db.write(engine, txn)
+def _write_thread(
+    conn: Connection,
+    thread_id: str,
+    owner: str,
+    values: dict[str, Any],
+    items: list[Pending],
+    rows: dict[str, Any],
+) -> str:
+    if threads.by_id(conn, thread_id, owner) is not None:
+        shown = f" --owner {owner}" if owner else ""
+        raise ValidationError(
+            f"thread {thread_id!r} of owner {owner!r} already exists in this database; delete "
+            f"it first (`contextkit threads delete {thread_id}{shown}`) or import into another "
+            "database"
+        )
+    state = threads.get_or_create(conn, thread_id, owner, values)
+    _fill(conn, state, items, rows)
     return thread_id
 
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from contextkit.db import aengine, migrate, transfer
 from contextkit.db import engine as db
-from contextkit.db.aengine import AsyncEngine
 from contextkit.db.engine import URL, Engine
 from contextkit.db.steps import Steps
 from contextkit.models import spec_for
@@ -25,6 +24,9 @@ from contextkit.store.base import THREADS_PAGE, BaseStore
 from contextkit.summarizers import Summarizer
 from contextkit.thread import AsyncThread
 from contextkit.tokens.calibration import Calibration
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["AsyncStore", "open_async"]
 

@@ -116,7 +116,7 @@ class Store(BaseStore):
         return transfer.export_records(self.engine, owner=owner)
 
     def import_records(self, records: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Recreate exported threads; returns their ids (each thread all or nothing)."""
+        """Recreate exported threads; returns their ids (all or nothing: one transaction)."""
         return transfer.import_records(self.engine, records)
 
     def check(self) -> list[str]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from contextkit import usage
 from contextkit._sdk import Usage
-from contextkit.db.aengine import AsyncEngine, adrive
+from contextkit.db.aengine import adrive
 from contextkit.db.steps import Steps
 from contextkit.db.threads import ThreadState
 from contextkit.policy import CompactionPolicy
@@ -23,6 +23,8 @@ from contextkit.types import Message, ThreadInfo, ToolCall
 from contextkit.usage import Stats
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from contextkit.store.astore import AsyncStore
 
 __all__ = ["AsyncThread"]
