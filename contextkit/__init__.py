@@ -34,6 +34,7 @@ from contextkit.errors import (
 from contextkit.models import ModelSpec, Prices, get_model, known_models, register_model
 from contextkit.policy import CompactionPolicy
 from contextkit.prompt import Prompt
+from contextkit.recall import RecallTool, SearchHit, recall_tool
 from contextkit.store import Store, open
 from contextkit.summarizers import (
     ExtractiveSummarizer,
@@ -80,9 +81,11 @@ __all__ = [
     "PermissionDeniedError",
     "Prices",
     "Prompt",
+    "RecallTool",
     "Reply",
     "ReplyStream",
     "Role",
+    "SearchHit",
     "Stats",
     "Store",
     "StoreError",
@@ -102,6 +105,7 @@ __all__ = [
     "image_tokens",
     "known_models",
     "open",
+    "recall_tool",
     "register_model",
     "render_prompt",
     "tool_schema",

@@ -12,15 +12,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from contextkit import compaction, usage, window
+from contextkit import compaction, recall, usage, window
 from contextkit._validators import check_int
-from contextkit.db import cut, messages, threads
+from contextkit.db import cut, messages, search, threads
 from contextkit.db import engine as db
 from contextkit.db.messages import Pending, pending
 from contextkit.db.threads import ThreadRef, ThreadState
 from contextkit.errors import CacheWarning, NotFound, ValidationError
 from contextkit.policy import CompactionPolicy
 from contextkit.prompt import Prompt
+from contextkit.recall import SearchHit
 from contextkit.settings import thread_settings
 from contextkit.summarizers import Summarizer, Summary
 from contextkit.types import Message, ThreadInfo, ToolCall, check_id
@@ -344,3 +345,33 @@ class Thread:
             return messages.insert_messages(conn, threads.locked(conn, self._ref), items)
 
         return db.write(self._ref.engine, txn)
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        roles: Iterable[str] | None = None,
+        before_seq: int | None = None,
+    ) -> list[SearchHit]:
+        """The messages of this thread that match `query`, best first (at most `limit`).
+
+        Searches the whole history, summarized or not, tool results and the summaries
+        included. Syntax: words (all must match), `"a phrase"`, `prefix*`; case and accents
+        do not matter (see `contextkit.recall`). `roles` keeps some roles only (message
+        roles, or "summary"); `before_seq` only messages with a lower seq. Each hit has a
+        snippet with the matches marked. Input that is no query raises `ValidationError`.
+        """
+        parsed = recall.parse_query(query)
+        found = db.read(
+            self._ref.engine,
+            partial(
+                search.search_thread,
+                ref=self._ref,
+                match=parsed.match(),
+                limit=recall.check_limit(limit),
+                roles=recall.check_roles(roles),
+                before_seq=None if before_seq is None else check_int(before_seq, "before_seq", 1),
+            ),
+        )
+        return recall.hits(found, parsed)

@@ -7,13 +7,15 @@ from functools import partial
 from types import TracebackType
 from typing import Any
 
+from contextkit import recall
 from contextkit._validators import check_int
-from contextkit.db import calls, migrate, threads, transfer
+from contextkit.db import calls, migrate, search, threads, transfer
 from contextkit.db import engine as db
 from contextkit.db.engine import URL, Engine
 from contextkit.errors import NotFound, UnknownModelError, ValidationError
 from contextkit.models import spec_for
 from contextkit.policy import CompactionPolicy
+from contextkit.recall import SearchHit
 from contextkit.settings import check_owner, thread_settings
 from contextkit.summarizers import ExtractiveSummarizer, Summarizer
 from contextkit.thread import Thread
@@ -155,6 +157,30 @@ class Store:
     def check(self) -> list[str]:
         """Integrity problems of the whole store (empty list: clean)."""
         return transfer.check(self.engine)
+
+    def search(
+        self,
+        query: str,
+        *,
+        owner: str = "",
+        limit: int = 10,
+        roles: Iterable[str] | None = None,
+    ) -> list[SearchHit]:
+        """The messages of `owner`'s threads that match `query`, best first (at most
+        `limit`); never another owner's. Syntax and `roles` as for `Thread.search`; each hit
+        names its thread (`thread_id`)."""
+        parsed = recall.parse_query(query)
+        found = db.read(
+            self.engine,
+            partial(
+                search.search_owner,
+                owner=check_owner(owner),
+                match=parsed.match(),
+                limit=recall.check_limit(limit),
+                roles=recall.check_roles(roles),
+            ),
+        )
+        return recall.hits(found, parsed)
 
 
 def open(
