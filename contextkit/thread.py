@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from contextkit import compaction, recall, usage, window
 from contextkit._validators import check_int
-from contextkit.db import cut, messages, search, threads
+from contextkit.db import cut, messages, pins, search, threads
 from contextkit.db import engine as db
 from contextkit.db.messages import Pending, pending
 from contextkit.db.threads import ThreadRef, ThreadState
@@ -375,3 +375,23 @@ class Thread:
             ),
         )
         return recall.hits(found, parsed)
+
+    def pin(self, seq: int) -> Message:
+        """Pin the stored message `seq`: from now on it is in every prompt, right after the
+        system prompt, and counts in the budget (as `append(..., pinned=True)` would have).
+
+        Tool calls and tool results cannot be pinned (`ValidationError`); a missing message
+        is `NotFound`; pinned messages that would fill the budget, `ContextOverflowError`.
+        """
+        check_int(seq, "seq", 1)
+        return db.write(
+            self._ref.engine, partial(pins.set_pinned, ref=self._ref, seq=seq, pinned=True)
+        )
+
+    def unpin(self, seq: int) -> Message:
+        """Return the pinned message `seq` to its place in the conversation: it leaves the
+        prompt once the window moves past it (it stays stored and searchable)."""
+        check_int(seq, "seq", 1)
+        return db.write(
+            self._ref.engine, partial(pins.set_pinned, ref=self._ref, seq=seq, pinned=False)
+        )
