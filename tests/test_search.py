@@ -309,7 +309,8 @@ def test_imported_threads_are_indexed(store: contextkit.Store) -> None:
     t.delete()
     assert store.search("osprey", owner="o") == []
     store.import_records(records)
-    assert len(store.search("osprey", owner="o", limit=100)) == 30
+    found = store.search("osprey", owner="o", limit=100)
+    assert len([h for h in found if h.role == "user"]) == 30
     assert [h.summary for h in store.search(word, owner="o", roles=["summary"])] == [1]
     assert store.check() == []
 
@@ -319,6 +320,20 @@ def test_check_reports_a_message_missing_from_the_index(store: contextkit.Store)
     t.extend([{"role": "user", "content": "one"}, {"role": "user", "content": "two"}])
     with store.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM search_docs WHERE seq = 2"))
-    assert store.check() == [
-        "thread 'chk': 1 of 2 messages and 0 of 0 summaries are in the search index"
-    ]
+    assert store.check() == ["thread 'chk': 1 of its 2 messages are in the search index"]
+
+
+def test_only_the_summary_in_force_is_searched(store: contextkit.Store) -> None:
+    """A rolling summary carries on its predecessor: its earlier versions are stored, but
+    only the newest is a hit (else every compaction would repeat the same facts)."""
+    t = store.thread("roll", model=MODEL, owner="o", max_context_tokens=3_000)
+    t.append({"role": "user", "content": "My locker code is 7781."})
+    for round_ in range(2):
+        for i in range(30):
+            t.append({"role": "user", "content": f"Turn {round_}.{i}: the weather is mild. " * 6})
+            t.append({"role": "assistant", "content": f"Reply {i}: noted, thank you. " * 6})
+        assert t.compact() is not None
+    assert len(t.summaries()) == 2 and "7781" in t.summaries()[1].text
+    found = t.search("locker code 7781")
+    assert sorted((h.role, h.summary or 0) for h in found) == [("summary", 2), ("user", 0)]
+    assert store.check() == []

@@ -261,7 +261,8 @@ class SummaryRow(Base):
 
 
 class SearchDocRow(Base):
-    """A message's or a summary's words, as the full-text index reads them (revision 0009).
+    """The words of a message, or of a thread's summary in force, as the full-text index
+    reads them (revision 0009).
 
     Written in the transaction that writes the message or summary (`contextkit.db.search`).
     `body` is the space-joined words of `contextkit.fulltext`; a long text has several

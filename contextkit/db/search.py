@@ -1,6 +1,6 @@
 """Full-text search: the index rows written with messages and summaries, and the queries.
 
-Every message and summary has one or more `search_docs` rows (its words, see
+Every message, and the summary in force, has one or more `search_docs` rows (its words, see
 `contextkit.fulltext`), inserted by the function that inserts it, in the same transaction:
 an append that fails indexes nothing, an append that commits is searchable at once. The
 database maintains the index proper: SQLite an FTS5 table with external content, updated by
@@ -14,11 +14,11 @@ as parameters. Every query is scoped to one thread or one owner's threads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from attrs import frozen
-from sqlalchemy import Connection, bindparam, func, insert, select, text
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text
 
 from contextkit import fulltext
 from contextkit.db.schema import MessageRow, SearchDocRow, SummaryRow
@@ -84,15 +84,23 @@ def index_messages(conn: Connection, pk: int, rows: Sequence[Mapping[str, Any]])
         conn.execute(insert(SearchDocRow), docs)
 
 
-def index_summaries(conn: Connection, pk: int, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Index summary rows just inserted (`n`, `upto_seq`, `text`)."""
-    docs = [
-        doc
-        for row in rows
-        for doc in _docs(pk, row["upto_seq"], row["n"], SUMMARY_ROLE, row["text"])
-    ]
-    if docs:
-        conn.execute(insert(SearchDocRow), docs)
+def index_summaries(conn: Connection, pk: int, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Index the newest of the summary rows just inserted (`n`, `upto_seq`, `text`) in place
+    of the thread's earlier summary: a rolling summary carries on its predecessor, so only
+    the one in force is searched (the earlier ones stay stored, and every message they
+    covered stays searchable)."""
+    if not rows:
+        return
+    newest = max(rows, key=lambda r: r["n"])
+    conn.execute(
+        delete(SearchDocRow).where(
+            SearchDocRow.thread_pk == pk,
+            SearchDocRow.summary_n > 0,
+            SearchDocRow.summary_n < newest["n"],
+        )
+    )
+    docs = _docs(pk, newest["upto_seq"], newest["n"], SUMMARY_ROLE, newest["text"])
+    conn.execute(insert(SearchDocRow), docs)
 
 
 _SCORE = {
@@ -243,22 +251,26 @@ def search_owner(
 
 
 def check(conn: Connection, threads: Mapping[int, Any]) -> list[str]:
-    """Index problems: a message or summary without its document (aggregate queries)."""
+    """Index problems: a message, or the summary in force, without its document."""
     problems = []
     counts = conn.execute(
         select(
             SearchDocRow.thread_pk,
             func.count(SearchDocRow.seq.distinct()).filter(SearchDocRow.summary_n == 0),
-            func.count(SearchDocRow.summary_n.distinct()).filter(SearchDocRow.summary_n > 0),
+            func.max(SearchDocRow.summary_n),
         ).group_by(SearchDocRow.thread_pk)
     ).all()
     indexed = {pk: (m, s) for pk, m, s in counts}
     for pk, t in threads.items():
-        messages, summaries = indexed.get(pk, (0, 0))
-        if messages != t.last_seq or summaries != t.summary_n:
+        messages, summary = indexed.get(pk, (0, 0))
+        if messages != t.last_seq:
             problems.append(
-                f"thread {t.id!r}: {messages} of {t.last_seq} messages and {summaries} of "
-                f"{t.summary_n} summaries are in the search index"
+                f"thread {t.id!r}: {messages} of its {t.last_seq} messages are in the search index"
+            )
+        if (summary or 0) != t.summary_n:
+            problems.append(
+                f"thread {t.id!r}: the search index holds summary {summary or 'none'}, not "
+                f"summary {t.summary_n or 'none'} (the one in force)"
             )
     for pk in indexed.keys() - threads.keys():
         problems.append(f"search documents of a missing thread (thread_pk {pk})")

@@ -4,9 +4,10 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-15
 
-Each message and summary gets one or more rows in `search_docs` holding its words (case-
-folded, accents removed, CJK characters one word each), written from now on in the
-transaction that writes the message. SQLite indexes them in an FTS5 table with external
+Each message, and each thread's summary in force, gets one or more rows in `search_docs`
+holding its words (case-folded, accents removed, CJK characters one word each), written
+from now on in the transaction that writes the message (a new summary replaces the
+previous one's rows). SQLite indexes them in an FTS5 table with external
 content (`search_fts`, tokenizer `unicode61 remove_diacritics 2`), kept in step by triggers
 on `search_docs`; PostgreSQL in a generated tsvector column (`simple` configuration) with a
 GIN index. The existing messages and summaries are indexed here, `BATCH` rows at a time.
@@ -160,10 +161,12 @@ def _backfill(conn: sa.Connection) -> None:
             for i, body in enumerate(_chunks(_document(role, content, parts, calls), word_run))
         ]
         conn.execute(_DOCS.insert(), docs)
+    # the summary in force only: a rolling summary carries on its predecessors
     summaries = (
-        "SELECT thread_pk, n, upto_seq, text FROM summaries WHERE "
-        + after.format(key="n")
-        + " ORDER BY thread_pk, n LIMIT :batch"
+        "SELECT s.thread_pk, s.n, s.upto_seq, s.text FROM summaries s JOIN threads t ON "
+        "t.pk = s.thread_pk AND t.summary_n = s.n "
+        "WHERE (s.thread_pk > :pk OR (s.thread_pk = :pk AND s.n > :key)) "
+        "ORDER BY s.thread_pk, s.n LIMIT :batch"
     )
     for rows in _batches(conn, summaries):
         docs = [
