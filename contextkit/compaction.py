@@ -140,7 +140,7 @@ def compact(
         )
         if not isinstance(result, SummaryResult) or not result.text.strip():
             raise ValidationError("a summarizer must return a SummaryResult with non-empty text")
-        tokens = message_tokens(summary_message(result.text), spec)
+        tokens = message_tokens(summary_message(result.text, upto_seq=stop - 1), spec)
         chunk = attrs.evolve(plan, expected_n=expected, from_seq=first, new_start=stop)
         summary = db.write(
             ref.engine, partial(_commit, ref=ref, plan=chunk, result=result, tokens=tokens)
