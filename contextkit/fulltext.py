@@ -44,9 +44,10 @@ MAX_WORD = 64
 CHUNK_WORDS = 16_000
 CHUNK_OVERLAP = 16
 RECALL_MARK = "[recall]"
-"""How the recall tool's results begin (`contextkit.recall`). Their document is this header
-line alone: they quote other messages, which are indexed themselves, and indexing the copies
-would answer every later recall with the earlier recall's result."""
+"""How the recall tool's results begin (`contextkit.recall`). Their document is this mark
+alone (found by searching "recall"): they quote other messages, which are indexed
+themselves, and indexing the copies would answer every later recall with the earlier
+recall's result."""
 
 _CJK = (
     "\u1100-\u11ff\u2e80-\u2fdf\u3005-\u3007\u3040-\u30ff\u3100-\u312f\u3130-\u318f"
@@ -179,13 +180,13 @@ def document_text(
 
     Its content (or text parts), then each tool call's function name and arguments.
     Reasoning is not indexed: it is the model's scratch work, often longer than the answer,
-    and what it concluded is in the answer. A recall result indexes its header line only
-    (see `RECALL_MARK`).
+    and what it concluded is in the answer. A recall result indexes its mark only (see
+    `RECALL_MARK`).
     """
     texts: list[str] = []
     if content:
         if role == "tool" and content.startswith(RECALL_MARK):
-            return content.split("\n", 1)[0]
+            return RECALL_MARK
         texts.append(content)
     for part in parts or ():
         if part.get("type") == "text" and isinstance(part.get("text"), str):

@@ -98,6 +98,7 @@ class Conversation(_Base):
         tools: ToolFunctions,
         max_steps: int = 20,
         schemas: Sequence[Mapping[str, Any]] | None = None,
+        recall: bool = False,
         **send_kwargs: Any,
     ) -> Reply:
         """Send `text`, execute the model's tool calls, repeat until it answers.
@@ -107,7 +108,12 @@ class Conversation(_Base):
         happens. A tool that raises becomes
         an error result the model sees, not a crash. After `max_steps` calls the last reply
         is returned as is (its tool calls answered, so the thread stays valid).
+
+        `recall=True` also offers the model a `recall` tool that searches this thread's whole
+        history, the messages summarized away included (`contextkit.recall_tool`); its
+        results are recorded as ordinary tool messages.
         """
+        tools, schemas = self._with_recall(tools, schemas, recall)
         loop = self._tool_loop(tools, max_steps, schemas)
         text, send_kwargs, done = self._resume(text, send_kwargs)
         if done is not None:
@@ -194,9 +200,11 @@ class AsyncConversation(_Base):
         tools: ToolFunctions,
         max_steps: int = 20,
         schemas: Sequence[Mapping[str, Any]] | None = None,
+        recall: bool = False,
         **send_kwargs: Any,
     ) -> Reply:
         """See `Conversation.run`; tools may be plain or `async` functions."""
+        tools, schemas = self._with_recall(tools, schemas, recall)
         loop = self._tool_loop(tools, max_steps, schemas)
         text, send_kwargs, done = self._resume(text, send_kwargs)
         if done is not None:

@@ -111,7 +111,7 @@ def _document(role: str, content: str | None, parts: Any, tool_calls: Any) -> st
     texts: list[str] = []
     if content:
         if role == "tool" and content.startswith(_RECALL_MARK):
-            return content.split("\n", 1)[0]
+            return _RECALL_MARK
         texts.append(content)
     for part in _json(parts) or ():
         if part.get("type") == "text" and isinstance(part.get("text"), str):
