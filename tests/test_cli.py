@@ -28,6 +28,7 @@ COMMANDS = [
     ["db", "upgrade"],
     ["db", "current"],
     ["db", "check"],
+    ["search"],
     ["demo"],
     ["chat"],
     ["serve-fake"],
@@ -504,3 +505,37 @@ def test_threads_ls_limit(tmp_path: Path):
     assert len(json.loads(run("threads", "ls", "--limit", "2", "--json", url=url).stdout)) == 2
     bad = run("threads", "ls", "--limit", "-1", url=url, check=False)
     assert bad.returncode == 2 and "limit" in bad.stderr.lower()
+
+
+def test_search(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    populate(url)
+    hits = json.loads(
+        run("search", "weather question", "--owner", "alice", "--json", url=url).stdout
+    )
+    assert hits and all(h["thread_id"] == "full" and h["owner"] == "alice" for h in hits)
+    assert "**weather**" in hits[0]["snippet"] and hits[0]["role"] in ("user", "summary")
+    only = json.loads(
+        run("search", "sunny", "--thread", "full", "--role", "tool", "--json", url=url).stdout
+    )
+    assert only and {h["role"] for h in only} == {"tool"}
+    assert (
+        len(
+            json.loads(
+                run("search", "sunny", "--owner", "alice", "--limit", "3", "--json", url=url).stdout
+            )
+        )
+        == 3
+    )
+    # never another owner's: bob's thread holds "see"
+    assert json.loads(run("search", "see", "--owner", "alice", "--json", url=url).stdout) == []
+    assert [
+        h["thread_id"]
+        for h in json.loads(run("search", "see", "--owner", "bob", "--json", url=url).stdout)
+    ] == ["bob-thread"]
+    table = run("search", "remember blue", "--owner", "alice", url=url).stdout
+    assert "remember: blue" in table and "full" in table
+    assert run("search", "zebra", "--owner", "alice", url=url).stdout.strip() == "no matches"
+    bad = run("search", '"', "--owner", "alice", url=url, check=False)
+    assert bad.returncode == 1 and "no words to search for" in bad.stderr
+    assert "Traceback" not in bad.stderr
