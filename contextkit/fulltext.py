@@ -69,24 +69,25 @@ def _marks() -> str:
 
 
 @functools.cache
-def _run() -> re.Pattern[str]:
-    """A run of word characters: letters, digits (any script) and combining marks (built on
-    first use: scanning the marks takes some 30 ms)."""
-    return re.compile(rf"(?:[^\W_]|[{_marks()}])+")
+def _word() -> re.Pattern[str]:
+    """A word: one CJK character, or a run of other letters, digits (any script) and
+    combining marks (built on first use: scanning the marks takes some 30 ms)."""
+    return re.compile(rf"[{_CJK}]|(?:[^\W_{_CJK}]|[{_marks()}])+")
 
 
-_ASCII_RUN = re.compile(r"[A-Za-z0-9]+")
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 _HAS_CJK = re.compile(f"[{_CJK}]")
-_SPLIT_CJK = re.compile(f"[{_CJK}]|[^{_CJK}]+")
 _ACCENTS = re.compile("[\u0300-\u036f]")
 """Combining diacritical marks: what `fold` removes after decomposing (é → e + ◌́)."""
 
 
-def fold(word: str) -> str:
-    """A word as the index stores it: case-folded, accents removed, at most `MAX_WORD` long."""
-    if word.isascii():
-        return word.lower()[:MAX_WORD]
-    return _fold_long(word)[:MAX_WORD]
+def fold(text: str) -> str:
+    """Text as the index reads it: compatibility-decomposed (ﬁ → fi, ① → 1), accents
+    removed, recomposed, case-folded (Straße → strasse)."""
+    if text.isascii():
+        return text.lower()
+    decomposed = _ACCENTS.sub("", unicodedata.normalize("NFKD", text))
+    return unicodedata.normalize("NFC", decomposed).casefold()
 
 
 def has_cjk(text: str) -> bool:
@@ -94,65 +95,35 @@ def has_cjk(text: str) -> bool:
     return _HAS_CJK.search(text) is not None
 
 
-def _pieces(run: str) -> list[str]:
-    """The folded words of one non-ASCII run (CJK characters each on their own)."""
-    folded = _fold_long(run)
-    if folded.isascii():
-        return [folded[:MAX_WORD]] if folded else []
-    if _HAS_CJK.search(folded):
-        pieces = _SPLIT_CJK.findall(folded)
-    elif _run().fullmatch(folded):
-        return [folded[:MAX_WORD]]
-    else:
-        pieces = [folded]
-    out = []
-    for piece in pieces:
-        if len(piece) == 1 or _run().fullmatch(piece):
-            out.append(piece[:MAX_WORD])
-        else:  # folding can yield separators (½ → 1⁄2): split again
-            out.extend(w[:MAX_WORD] for w in _run().findall(piece))
-    return out
-
-
-def _fold_long(run: str) -> str:
-    """`fold` without the cut (a run may hold many CJK words)."""
-    decomposed = _ACCENTS.sub("", unicodedata.normalize("NFKD", run))
-    return unicodedata.normalize("NFC", decomposed).casefold()
+def _cut(found: list[str]) -> list[str]:
+    if found and max(map(len, found)) > MAX_WORD:
+        return [w[:MAX_WORD] for w in found]
+    return found
 
 
 def words(text: str) -> list[str]:
     """The words of `text`, folded, in order (see the module docstring)."""
     if text.isascii():
-        return [w.lower()[:MAX_WORD] for w in _ASCII_RUN.findall(text)]
-    out: list[str] = []
-    for run in _run().findall(unicodedata.normalize("NFC", text)):
-        if run.isascii():
-            out.append(run.lower()[:MAX_WORD])
-        else:
-            out.extend(_pieces(run))
-    return out
+        return _cut(_ASCII_WORD.findall(text.lower()))
+    return _cut(_word().findall(fold(text)))
 
 
 def spans(text: str) -> Iterator[tuple[str, int, int]]:
-    """Each word of `text` with the [start, end) of its characters in `text`.
+    """Each word of `text` with the [start, end) of its characters in `text`, for snippets.
 
-    `text` is the original (NFC, as stored); a run whose folding splits it yields each of
-    its words with the run's span.
+    The words are `words(text)`'s but for rare compatibility characters that only become
+    letters once folded (㎏); a word whose folding splits it (½ → 1⁄2) yields each part with
+    the word's span.
     """
-    pattern = _ASCII_RUN if text.isascii() else _run()
-    for match in pattern.finditer(text):
-        run = match.group()
-        if run.isascii():
-            yield run.lower()[:MAX_WORD], match.start(), match.end()
+    pattern = _ASCII_WORD if text.isascii() else _word()
+    source = text.lower() if text.isascii() else text
+    for match in pattern.finditer(source):
+        word = match.group()
+        if word.isascii():
+            yield word.lower()[:MAX_WORD], match.start(), match.end()
             continue
-        if _HAS_CJK.search(run):
-            for piece in _SPLIT_CJK.finditer(run):
-                start = match.start() + piece.start()
-                for word in _pieces(piece.group()):
-                    yield word, start, start + len(piece.group())
-            continue
-        for word in _pieces(run):
-            yield word, match.start(), match.end()
+        for part in words(word):
+            yield part, match.start(), match.end()
 
 
 def chunks(text: str) -> list[str]:

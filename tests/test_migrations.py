@@ -344,6 +344,7 @@ def test_0009_indexes_stored_history_as_appends_do(database: Database) -> None:
         t.extend(
             [
                 {"role": "user", "content": "Çà et là: Ångström, naïve, ǅemal, ﬁne, ½, Straße"},
+                {"role": "user", "content": "㎏ ① ²³ ｆｕｌｌｗｉｄｔｈ İstanbul ΣΊΣΥΦΟΣ Ꮳ x_y"},
                 {
                     "role": "user",
                     "content": "我的订单号是ZX-48213，謝謝。カタカナ ﾊﾝｶｸ 한국어 텍스트",

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from attrs import frozen
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, text
+from sqlalchemy import Connection, bindparam, delete, func, select, text
 
 from contextkit import fulltext
 from contextkit.db.schema import MessageRow, SearchDocRow, SummaryRow
@@ -60,28 +60,43 @@ class Found:
     text: str
 
 
-def _docs(pk: int, seq: int, summary_n: int, role: str, text: str) -> list[dict[str, Any]]:
-    return [
-        {"thread_pk": pk, "seq": seq, "summary_n": summary_n, "part": i, "role": role, "body": b}
-        for i, b in enumerate(fulltext.chunks(text))
-    ]
+_COLUMNS = "thread_pk, seq, summary_n, part, role, body"
+_INSERT = {
+    # the append path's one extra statement: straight to the driver (executemany), as
+    # SQLAlchemy's insert construct costs about as much again per call
+    "sqlite": f"INSERT INTO search_docs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+    "postgresql": f"INSERT INTO search_docs ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",
+}
+
+
+def _docs(pk: int, seq: int, summary_n: int, role: str, text: str) -> list[tuple[Any, ...]]:
+    return [(pk, seq, summary_n, i, role, body) for i, body in enumerate(fulltext.chunks(text))]
+
+
+def _insert(conn: Connection, docs: list[tuple[Any, ...]]) -> None:
+    if docs:
+        sql = _INSERT["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+        conn.exec_driver_sql(sql, docs)
 
 
 def index_messages(conn: Connection, pk: int, rows: Sequence[Mapping[str, Any]]) -> None:
     """Index message rows just inserted (column values as `insert_messages` wrote them)."""
-    docs = [
-        doc
-        for row in rows
-        for doc in _docs(
-            pk,
-            row["seq"],
-            0,
-            row["role"],
-            fulltext.document_text(row["role"], row["content"], row["parts"], row["tool_calls"]),
-        )
-    ]
-    if docs:
-        conn.execute(insert(SearchDocRow), docs)
+    _insert(
+        conn,
+        [
+            doc
+            for row in rows
+            for doc in _docs(
+                pk,
+                row["seq"],
+                0,
+                row["role"],
+                fulltext.document_text(
+                    row["role"], row["content"], row["parts"], row["tool_calls"]
+                ),
+            )
+        ],
+    )
 
 
 def index_summaries(conn: Connection, pk: int, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -99,8 +114,7 @@ def index_summaries(conn: Connection, pk: int, rows: Sequence[Mapping[str, Any]]
             SearchDocRow.summary_n < newest["n"],
         )
     )
-    docs = _docs(pk, newest["upto_seq"], newest["n"], SUMMARY_ROLE, newest["text"])
-    conn.execute(insert(SearchDocRow), docs)
+    _insert(conn, _docs(pk, newest["upto_seq"], newest["n"], SUMMARY_ROLE, newest["text"]))
 
 
 _SCORE = {

@@ -43,13 +43,11 @@ _CJK = (
     "\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af"
     "\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
 )
-_ASCII_RUN = re.compile(r"[A-Za-z0-9]+")
-_HAS_CJK = re.compile(f"[{_CJK}]")
-_SPLIT_CJK = re.compile(f"[{_CJK}]|[^{_CJK}]+")
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 _ACCENTS = re.compile("[\u0300-\u036f]")
 
 
-def _word_run() -> re.Pattern[str]:
+def _word_pattern() -> re.Pattern[str]:
     ranges: list[list[int]] = []
     for code in range(0x300, 0x10000):
         if unicodedata.category(chr(code)).startswith("M"):
@@ -58,43 +56,25 @@ def _word_run() -> re.Pattern[str]:
             else:
                 ranges.append([code, code])
     marks = "".join(f"\\u{a:04x}-\\u{b:04x}" if a != b else f"\\u{a:04x}" for a, b in ranges)
-    return re.compile(rf"(?:[^\W_]|[{marks}])+")
+    return re.compile(rf"[{_CJK}]|(?:[^\W_{_CJK}]|[{marks}])+")
 
 
-def _pieces(run: str, word_run: re.Pattern[str]) -> list[str]:
-    decomposed = _ACCENTS.sub("", unicodedata.normalize("NFKD", run))
-    folded = unicodedata.normalize("NFC", decomposed).casefold()
-    if folded.isascii():
-        return [folded[:_MAX_WORD]] if folded else []
-    if _HAS_CJK.search(folded):
-        pieces = _SPLIT_CJK.findall(folded)
-    elif word_run.fullmatch(folded):
-        return [folded[:_MAX_WORD]]
-    else:
-        pieces = [folded]
-    out = []
-    for piece in pieces:
-        if len(piece) == 1 or word_run.fullmatch(piece):
-            out.append(piece[:_MAX_WORD])
-        else:
-            out.extend(w[:_MAX_WORD] for w in word_run.findall(piece))
-    return out
-
-
-def _words(text: str, word_run: re.Pattern[str]) -> list[str]:
+def _fold(text: str) -> str:
     if text.isascii():
-        return [w.lower()[:_MAX_WORD] for w in _ASCII_RUN.findall(text)]
-    out: list[str] = []
-    for run in word_run.findall(unicodedata.normalize("NFC", text)):
-        if run.isascii():
-            out.append(run.lower()[:_MAX_WORD])
-        else:
-            out.extend(_pieces(run, word_run))
-    return out
+        return text.lower()
+    decomposed = _ACCENTS.sub("", unicodedata.normalize("NFKD", text))
+    return unicodedata.normalize("NFC", decomposed).casefold()
 
 
-def _chunks(text: str, word_run: re.Pattern[str]) -> list[str]:
-    found = _words(text, word_run)
+def _words(text: str, word: re.Pattern[str]) -> list[str]:
+    found = _ASCII_WORD.findall(text.lower()) if text.isascii() else word.findall(_fold(text))
+    if found and max(map(len, found)) > _MAX_WORD:
+        return [w[:_MAX_WORD] for w in found]
+    return list(found)
+
+
+def _chunks(text: str, word: re.Pattern[str]) -> list[str]:
+    found = _words(text, word)
     if len(found) <= _CHUNK_WORDS:
         return [" ".join(found)]
     step = _CHUNK_WORDS - _CHUNK_OVERLAP
@@ -147,7 +127,7 @@ def _batches(conn: sa.Connection, sql: str) -> Iterator[list[Any]]:
 
 
 def _backfill(conn: sa.Connection) -> None:
-    word_run = _word_run()
+    word = _word_pattern()
     after = "(thread_pk > :pk OR (thread_pk = :pk AND {key} > :key))"
     messages = (
         "SELECT thread_pk, seq, role, content, parts, tool_calls FROM messages WHERE "
@@ -158,7 +138,7 @@ def _backfill(conn: sa.Connection) -> None:
         docs = [
             {"thread_pk": pk, "seq": seq, "summary_n": 0, "part": i, "role": role, "body": body}
             for pk, seq, role, content, parts, calls in rows
-            for i, body in enumerate(_chunks(_document(role, content, parts, calls), word_run))
+            for i, body in enumerate(_chunks(_document(role, content, parts, calls), word))
         ]
         conn.execute(_DOCS.insert(), docs)
     # the summary in force only: a rolling summary carries on its predecessors
@@ -172,7 +152,7 @@ def _backfill(conn: sa.Connection) -> None:
         docs = [
             {"thread_pk": pk, "seq": upto, "summary_n": n, "part": i, "role": "summary", "body": b}
             for pk, n, upto, text in rows
-            for i, b in enumerate(_chunks(text, word_run))
+            for i, b in enumerate(_chunks(text, word))
         ]
         conn.execute(_DOCS.insert(), docs)
 
