@@ -128,9 +128,10 @@ def compact(
     if plan is None:
         return None
     target = policy.summary_tokens(plan.budget)
-    if summary_room is not None:
-        target = max(16, min(target, summary_room))
     spec = spec_for(plan.model)
+    if summary_room is not None:  # the room is for the whole message: header and text
+        header = message_tokens(summary_message("", upto_seq=plan.new_start - 1), spec)
+        target = max(16, min(target, summary_room - header))
     summary: Summary | None = None
     first, previous, expected = plan.from_seq, plan.previous, plan.expected_n
     for stop in plan.stops:

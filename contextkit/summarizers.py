@@ -41,10 +41,7 @@ NOTES_HEADER = "Conversation:"
 def coverage_line(upto_seq: int) -> str:
     """What a summary tells the model besides its text: what it covers, and that the
     details it left out are stored and can be recalled rather than guessed."""
-    return (
-        f"(It covers messages 1-{upto_seq}. Their full text is kept: a detail missing here "
-        "can be recalled by searching the history, not guessed; [#n] is a message number.)\n"
-    )
+    return f"(Messages 1-{upto_seq}; their full text is kept: recall details, don't guess.)\n"
 
 
 @frozen(kw_only=True)

@@ -129,8 +129,8 @@ def test_the_summary_says_what_it_covers_and_that_details_can_be_recalled(
     assert summary is not None
     message = summary.to_message()
     assert message["content"].startswith(SUMMARY_HEADER)
-    assert f"covers messages 1-{summary.upto_seq}" in message["content"]
-    assert "recalled" in message["content"]
+    assert f"(Messages 1-{summary.upto_seq}; their full text is kept" in message["content"]
+    assert "recall details" in message["content"]
     assert summary.token_count == message_tokens(message, contextkit.get_model(MODEL))
     prompt = t.prepare(max_tokens=200)
     assert message in prompt.to_list()
