@@ -35,6 +35,7 @@ from contextkit.errors import (
 from contextkit.models import ModelSpec, Prices, get_model, known_models, register_model
 from contextkit.policy import CompactionPolicy
 from contextkit.prompt import Prompt
+from contextkit.recall import RecallTool, SearchHit, recall_tool
 from contextkit.store import AsyncStore, Store, open, open_async
 from contextkit.summarizers import (
     AsyncLLMSummarizer,
@@ -86,9 +87,11 @@ __all__ = [
     "PermissionDeniedError",
     "Prices",
     "Prompt",
+    "RecallTool",
     "Reply",
     "ReplyStream",
     "Role",
+    "SearchHit",
     "Stats",
     "Store",
     "StoreError",
@@ -109,6 +112,7 @@ __all__ = [
     "known_models",
     "open",
     "open_async",
+    "recall_tool",
     "register_model",
     "render_prompt",
     "tool_schema",

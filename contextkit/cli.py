@@ -434,6 +434,69 @@ def threads_delete(obj: _Ctx, thread_id: str, yes: bool, owner: str | None) -> N
     click.echo(f"deleted {thread_id}")
 
 
+@cli.command("search")
+@click.argument("query")
+@click.option("--thread", "thread_id", default=None, help="Search this thread only.")
+@click.option(
+    "--owner",
+    default=None,
+    help='Whose threads to search (default: the default owner ""; with --thread: the '
+    "thread's owner, needed when several share its id).",
+)
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice(["user", "assistant", "tool", "system", "developer", "summary"]),
+    help="Only messages of this role (repeatable); summary: the rolling summaries.",
+)
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1_000))
+@_json_option
+@click.pass_obj
+def search_cmd(
+    obj: _Ctx,
+    query: str,
+    thread_id: str | None,
+    owner: str | None,
+    roles: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Full-text search of stored messages, best match first, matches highlighted.
+
+    \b
+    QUERY: words (all must match, any order), "a phrase", prefix*; case and accents do
+    not matter, CJK text is found by any run of its characters. Examples:
+      contextkit search 'order 5512' --owner alice
+      contextkit search '"gate code"' --thread support-42 --json
+    """
+    options: dict[str, Any] = {"limit": limit, "roles": list(roles) or None}
+    if thread_id is not None:
+        hits = obj.thread(thread_id, owner).search(query, **options)
+    else:
+        hits = obj.store.search(query, owner=owner or "", **options)
+    if as_json:
+        import attrs
+
+        _emit_json([attrs.asdict(h) for h in hits])
+        return
+    console = _console()
+    if not hits:
+        console.print("no matches", highlight=False)
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("thread", "seq", "role", "rank", "snippet")
+    for hit in hits:
+        text = Text(hit.excerpt)
+        for start, end in hit.matches:
+            text.stylize("bold yellow", start, end)
+        role = hit.role if hit.summary is None else f"summary {hit.summary}"
+        table.add_row(hit.thread_id, str(hit.seq), role, f"{hit.rank:.3g}", text)
+    console.print(table)
+
+
 def _stats_dict(stats: Any) -> dict[str, Any]:
     import attrs
 

@@ -128,9 +128,10 @@ def compact(
     if plan is None:
         return None
     target = policy.summary_tokens(plan.budget)
-    if summary_room is not None:
-        target = max(16, min(target, summary_room))
     spec = spec_for(plan.model)
+    if summary_room is not None:  # the room is for the whole message: header and text
+        header = message_tokens(summary_message("", upto_seq=plan.new_start - 1), spec)
+        target = max(16, min(target, summary_room - header))
     summary: Summary | None = None
     first, previous, expected = plan.from_seq, plan.previous, plan.expected_n
     for stop in plan.stops:
@@ -140,7 +141,7 @@ def compact(
         )
         if not isinstance(result, SummaryResult) or not result.text.strip():
             raise ValidationError("a summarizer must return a SummaryResult with non-empty text")
-        tokens = message_tokens(summary_message(result.text), spec)
+        tokens = message_tokens(summary_message(result.text, upto_seq=stop - 1), spec)
         chunk = attrs.evolve(plan, expected_n=expected, from_seq=first, new_start=stop)
         summary = yield from steps.write(
             partial(_commit, ref=ref, plan=chunk, result=result, tokens=tokens)

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from contextkit.db.engine import create_engine
-from contextkit.db.schema import Base
+from contextkit.db.schema import Base, search_objects
 
 config = context.config
 target_metadata = Base.metadata
@@ -18,6 +18,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=search_objects,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -108,7 +108,16 @@ def sqlite_store(tmp_path: Path) -> Iterator[contextkit.Store]:
 
 def table_counts(store: contextkit.Store) -> dict[str, int]:
     """Row counts of every contextkit table: the 'nothing was written' check."""
-    names = ["threads", "messages", "tool_calls", "calls", "calibrations", "summaries", "blobs"]
+    names = [
+        "threads",
+        "messages",
+        "tool_calls",
+        "calls",
+        "calibrations",
+        "summaries",
+        "blobs",
+        "search_docs",
+    ]
     with store.engine.connect() as conn:
         return {n: conn.execute(sa.text(f"SELECT count(*) FROM {n}")).scalar_one() for n in names}
 

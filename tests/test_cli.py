@@ -28,6 +28,7 @@ COMMANDS = [
     ["db", "upgrade"],
     ["db", "current"],
     ["db", "check"],
+    ["search"],
     ["demo"],
     ["chat"],
     ["serve-fake"],
@@ -581,3 +582,37 @@ def test_a_missing_thread_says_how_to_find_one(tmp_path: Path, args: list[str], 
     assert out.returncode == 1 and "no thread" in out.stderr, out.stderr
     assert hint in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_search(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    populate(url)
+    hits = json.loads(
+        run("search", "weather question", "--owner", "alice", "--json", url=url).stdout
+    )
+    assert hits and all(h["thread_id"] == "full" and h["owner"] == "alice" for h in hits)
+    assert "**weather**" in hits[0]["snippet"] and hits[0]["role"] in ("user", "summary")
+    only = json.loads(
+        run("search", "sunny", "--thread", "full", "--role", "tool", "--json", url=url).stdout
+    )
+    assert only and {h["role"] for h in only} == {"tool"}
+    assert (
+        len(
+            json.loads(
+                run("search", "sunny", "--owner", "alice", "--limit", "3", "--json", url=url).stdout
+            )
+        )
+        == 3
+    )
+    # never another owner's: bob's thread holds "see"
+    assert json.loads(run("search", "see", "--owner", "alice", "--json", url=url).stdout) == []
+    assert [
+        h["thread_id"]
+        for h in json.loads(run("search", "see", "--owner", "bob", "--json", url=url).stdout)
+    ] == ["bob-thread"]
+    table = run("search", "remember blue", "--owner", "alice", url=url).stdout
+    assert "remember: blue" in table and "full" in table
+    assert run("search", "zebra", "--owner", "alice", url=url).stdout.strip() == "no matches"
+    bad = run("search", '"', "--owner", "alice", url=url, check=False)
+    assert bad.returncode == 1 and "no words to search for" in bad.stderr
+    assert "Traceback" not in bad.stderr

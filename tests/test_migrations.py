@@ -17,7 +17,7 @@ from conftest import Database
 
 import contextkit
 from contextkit.db import migrate
-from contextkit.db.schema import Base
+from contextkit.db.schema import Base, search_objects
 from contextkit.errors import ValidationError
 
 
@@ -78,7 +78,10 @@ def test_migrations_match_the_models(database: Database) -> None:
     migrate.upgrade(engine)
     with engine.connect() as conn:
         diff = compare_metadata(
-            MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata
+            MigrationContext.configure(
+                conn, opts={"compare_type": False, "include_name": search_objects}
+            ),
+            Base.metadata,
         )
     engine.dispose()
     assert diff == []
@@ -190,7 +193,9 @@ def test_upgrade_from_0001_fills_window_bookkeeping(database: Database) -> None:
         engine.dispose()
 
 
-@pytest.mark.parametrize("revision", ["0006", "0005", "0004", "0003", "0002", "0001"])
+@pytest.mark.parametrize(
+    "revision", ["0008", "0007", "0006", "0005", "0004", "0003", "0002", "0001"]
+)
 def test_data_survives_a_round_trip_through_each_older_revision(
     database: Database, revision: str
 ) -> None:
@@ -307,3 +312,129 @@ def test_0007_makes_thread_ids_unique_per_owner_and_back(database: Database) -> 
             assert conn.execute(sa.text("SELECT count(*) FROM messages")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def _search_docs(engine: sa.Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT thread_pk, seq, summary_n, part, role, body FROM search_docs "
+                    "ORDER BY thread_pk, summary_n, seq, part"
+                )
+            )
+        ]
+
+
+def test_0009_indexes_stored_history_as_appends_do(database: Database) -> None:
+    """Upgrading to 0009 indexes what was stored before, word for word as the append path
+    does (the revision carries its own copy of the word splitting): real conversations,
+    CJK, accents, tool calls, text parts, long messages, summaries, recall results."""
+    from contextkit.testing.sharegpt import conversations
+
+    store = contextkit.open(database.url)
+    try:
+        t = store.thread("h", model="deepseek-v4-flash", owner="o", max_context_tokens=8_000)
+        for taken, conv in enumerate(conversations(min_messages=2), 1):
+            t.extend(m for m in conv if m["role"] != "system")
+            if taken == 40:
+                break
+        assert t.compact() is not None
+        t.extend(
+            [
+                {"role": "user", "content": "Çà et là: Ångström, naïve, ǅemal, ﬁne, ½, Straße"},
+                {"role": "user", "content": "㎏ ① ²³ ｆｕｌｌｗｉｄｔｈ İstanbul ΣΊΣΥΦΟΣ Ꮳ x_y"},
+                {
+                    "role": "user",
+                    "content": "我的订单号是ZX-48213，謝謝。カタカナ ﾊﾝｶｸ 한국어 텍스트",
+                },
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "a part"}, {"type": "text", "text": "b"}],
+                },
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "r1",
+                            "type": "function",
+                            "function": {"name": "recall", "arguments": '{"query": "order"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "r1", "content": "[recall] 1 match\n[#1] order"},
+                {"role": "user", "content": " ".join(f"w{i}é" for i in range(33_000))},
+                {"role": "assistant", "content": "हिन्दी पाठ और العربية  and ‍emoji 🙂 done"},
+                {"role": "user", "content": "a" * 100 + " " + "é" * 80 + " 订" * 70 + "x" * 70},
+            ]
+        )
+        count = t.info().message_count
+    finally:
+        store.close()
+    engine = database.engine()
+    try:
+        live = _search_docs(engine)
+        assert len({(r[0], r[1]) for r in live if r[2] == 0}) == count
+        migrate.downgrade(engine, "0008")
+        assert "search_docs" not in sa.inspect(engine).get_table_names()
+        migrate.upgrade(engine)
+        assert _search_docs(engine) == live
+    finally:
+        engine.dispose()
+    store = contextkit.open(database.url)
+    try:
+        assert [h.seq for h in store.get_thread("h", owner="o").search("订单号 ZX-48213")]
+        assert store.check() == []
+    finally:
+        store.close()
+
+
+BACKFILL_MESSAGES = int(os.environ.get("CONTEXTKIT_BACKFILL_MESSAGES", "100000"))
+
+
+def test_upgrading_a_large_database_backfills_the_index(database: Database) -> None:
+    """A database of 100,000 messages stored before revision 0009 is searchable after the
+    upgrade (indexed in batches), every message found."""
+    import random
+    import time
+
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"]
+    rng = random.Random(7)
+    store = contextkit.open(database.url)
+    try:
+        t = store.thread("big", model="deepseek-v4-flash", owner="o")
+        for start in range(0, BACKFILL_MESSAGES, 5_000):
+            t.extend(
+                {
+                    "role": "user" if i % 2 == 0 else "assistant",
+                    "content": " ".join(rng.choices(words, k=30)) + f" marker{i}",
+                }
+                for i in range(start, min(start + 5_000, BACKFILL_MESSAGES))
+            )
+    finally:
+        store.close()
+    engine = database.engine()
+    try:
+        migrate.downgrade(engine, "0008")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM messages")).scalar_one() == (
+                BACKFILL_MESSAGES
+            )
+        started = time.perf_counter()
+        migrate.upgrade(engine)
+        print(
+            f"\n{database.kind}: backfilled {BACKFILL_MESSAGES:,} messages in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+    finally:
+        engine.dispose()
+    store = contextkit.open(database.url)
+    try:
+        t = store.get_thread("big", owner="o")
+        for i in rng.sample(range(BACKFILL_MESSAGES), 20):
+            assert [h.seq for h in t.search(f"marker{i}")] == [i + 1]
+        assert store.check() == []
+    finally:
+        store.close()

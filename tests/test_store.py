@@ -146,6 +146,7 @@ def test_owner_isolation(store: contextkit.Store) -> None:
         "calibrations": 0,
         "summaries": 0,
         "blobs": 0,
+        "search_docs": 2,
     }
 
 
@@ -343,6 +344,7 @@ def test_delete(store: contextkit.Store) -> None:
         "calibrations": 0,
         "summaries": 0,
         "blobs": 0,
+        "search_docs": 1,  # the deleted thread's messages leave the index too
     }
     with pytest.raises(NotFound):
         t.append({"role": "user", "content": "y"})

@@ -23,6 +23,7 @@ from contextkit.counting import render_prompt
 from contextkit.errors import LengthWarning, ValidationError
 from contextkit.images import check_image_count, prepare_image
 from contextkit.models import spec_for
+from contextkit.recall import recall_tool
 from contextkit.tokens.deepseek_v4 import generated_text
 from contextkit.tokens.encoding import encode
 from contextkit.types import Message, ToolCall
@@ -267,6 +268,24 @@ class _Base(Generic[_T]):
     ) -> _ToolLoop:
         tool_list = list(schemas) if schemas is not None else _schemas(tools)
         return _ToolLoop(tool_list, max_steps)
+
+    def _with_recall(
+        self, tools: ToolFunctions, schemas: Sequence[Mapping[str, Any]] | None, recall: object
+    ) -> tuple[ToolFunctions, Sequence[Mapping[str, Any]] | None]:
+        """`run()`'s tools and schemas, with the `recall` tool added when `recall` is True:
+        the model may search the thread's whole history (see `contextkit.recall`)."""
+        if not isinstance(recall, bool):
+            raise ValidationError(f"recall must be True or False, got {recall!r:.40}")
+        if not recall:
+            return tools, schemas
+        tool = recall_tool(self.thread)
+        if tool.name in tools:
+            raise ValidationError(
+                f"recall=True adds a tool named {tool.name!r}, and tools already has one; "
+                "rename yours or leave recall off"
+            )
+        listed = list(schemas) if schemas is not None else _schemas(tools)
+        return {**tools, tool.name: tool}, [*listed, tool.schema]
 
 
 def _replayed(recorded: Recorded) -> Reply:

@@ -125,6 +125,7 @@ class Conversation(_Base[Thread]):
         tools: ToolFunctions,
         max_steps: int = 20,
         schemas: Sequence[Mapping[str, Any]] | None = None,
+        recall: bool = False,
         **send_kwargs: Any,
     ) -> Reply:
         """Send `text`, execute the model's tool calls, repeat until it answers.
@@ -134,7 +135,12 @@ class Conversation(_Base[Thread]):
         happens. A tool that raises becomes
         an error result the model sees, not a crash. After `max_steps` calls the last reply
         is returned as is (its tool calls answered, so the thread stays valid).
+
+        `recall=True` also offers the model a `recall` tool that searches this thread's whole
+        history, the messages summarized away included (`contextkit.recall_tool`); its
+        results are recorded as ordinary tool messages.
         """
+        tools, schemas = self._with_recall(tools, schemas, recall)
         loop = self._tool_loop(tools, max_steps, schemas)
         lookup = self._resume_lookup(text, send_kwargs)
         seen = None if lookup is None else self.thread.answered(*lookup, final=True)
@@ -271,9 +277,11 @@ class AsyncConversation(_Base[BaseThread]):
         tools: ToolFunctions,
         max_steps: int = 20,
         schemas: Sequence[Mapping[str, Any]] | None = None,
+        recall: bool = False,
         **send_kwargs: Any,
     ) -> Reply:
         """See `Conversation.run`; tools may be plain or `async` functions."""
+        tools, schemas = self._with_recall(tools, schemas, recall)
         loop = self._tool_loop(tools, max_steps, schemas)
         io = self._io
         lookup = self._resume_lookup(text, send_kwargs)

@@ -100,7 +100,9 @@ async def _arun_tool(tools: ToolFunctions, call: ToolCall) -> str:
         return target
     fn, args = target
     try:
-        if inspect.iscoroutinefunction(fn):
+        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            type(fn).__call__  # an object with an async __call__ (AsyncRecallTool)
+        ):
             return _as_text(await fn(**args))
         result = await asyncio.to_thread(functools.partial(fn, **args))  # off the loop
         return _as_text(await result if inspect.isawaitable(result) else result)

@@ -11,7 +11,7 @@ from attrs import define, field
 from sqlalchemy import Connection, func, insert, select, update
 
 from contextkit import accounting
-from contextkit.db import blobs
+from contextkit.db import blobs, search
 from contextkit.db.codec import MESSAGE_COLUMNS, message_from_row, message_to_row
 from contextkit.db.recount import recount
 from contextkit.db.schema import MessageRow, ToolCallRow, utcnow
@@ -123,6 +123,7 @@ def insert_messages(conn: Connection, thread: ThreadState, items: list[Pending])
         return out
     blobs.save(conn, images)
     conn.execute(_INSERT_MESSAGES, rows)
+    search.index_messages(conn, pk, rows)
     if calls:
         conn.execute(_INSERT_CALLS, calls)
     for call_seq, call_id, answer_seq in answered:

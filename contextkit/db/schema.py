@@ -44,9 +44,11 @@ __all__ = [
     "CallRow",
     "CanonicalJSON",
     "MessageRow",
+    "SearchDocRow",
     "SummaryRow",
     "ThreadRow",
     "ToolCallRow",
+    "search_objects",
     "utcnow",
 ]
 
@@ -256,6 +258,52 @@ class SummaryRow(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
     cost_usd: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SearchDocRow(Base):
+    """The words of a message, or of a thread's summary in force, as the full-text index
+    reads them (revision 0009).
+
+    Written in the transaction that writes the message or summary (`contextkit.db.search`).
+    `body` is the space-joined words of `contextkit.fulltext`; a long text has several
+    chunks (`part` 0, 1, ...). SQLite indexes `body` in the FTS5 table `search_fts` (external
+    content: this table), kept in step by triggers; PostgreSQL in the generated tsvector
+    column `tsv` with a GIN index. Neither is declared here (see `search_objects`).
+    """
+
+    __tablename__ = "search_docs"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    """The FTS5 rowid on SQLite (INTEGER PRIMARY KEY: a stable rowid alias)."""
+    thread_pk: Mapped[int] = mapped_column(ForeignKey("threads.pk", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    """The message's seq; for a summary, the last seq it covers."""
+    summary_n: Mapped[int] = mapped_column(Integer, server_default="0")
+    """0 for a message; the summary's number for a summary."""
+    part: Mapped[int] = mapped_column(Integer, server_default="0")
+    role: Mapped[str] = mapped_column(String(16))
+    """The message's role, or "summary"."""
+    body: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index(None, "thread_pk", "seq", "summary_n", "part", unique=True),)
+
+
+SEARCH_TABLE_PREFIX = "search_fts"
+"""SQLite's FTS5 table and its shadow tables (`search_fts_data`, `_idx`, ...)."""
+SEARCH_PG_OBJECTS = frozenset({("column", "tsv"), ("index", "ix_search_docs_tsv")})
+
+
+def search_objects(name: str | None, type_: str, parent_names: Any = None) -> bool:
+    """Alembic `include_name`: False for the full-text objects revision 0009 creates beyond
+    these classes (the FTS5 tables, the tsvector column and its index), so comparing the
+    migrated database with this metadata skips them."""
+    if name is None:
+        return True
+    if type_ == "table" and name.startswith(SEARCH_TABLE_PREFIX):
+        return False
+    return (type_, name) not in SEARCH_PG_OBJECTS
 
 
 class BlobRow(Base):

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
+from contextkit.db import search
 from contextkit.db.schema import SummaryRow, ThreadRow
 from contextkit.summarizers import Summary
 
@@ -59,6 +60,7 @@ def rows(conn: Connection, pk: int) -> list[RowMapping]:
 def add_summary(conn: Connection, pk: int, values: Mapping[str, Any], window_start: int) -> Summary:
     """Store summary `values["n"]` and move the thread's counter and cut point with it."""
     conn.execute(insert(SummaryRow).values(thread_pk=pk, **values))
+    search.index_summaries(conn, pk, [values])
     conn.execute(
         update(ThreadRow)
         .where(ThreadRow.pk == pk)

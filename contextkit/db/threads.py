@@ -23,6 +23,7 @@ from contextkit.db.schema import (
     THREADS,
     CallRow,
     MessageRow,
+    SearchDocRow,
     SummaryRow,
     ThreadRow,
     ToolCallRow,
@@ -275,7 +276,7 @@ def delete_thread(conn: Connection, ref: ThreadRef) -> None:
     included unless another thread shows them too."""
     locked(conn, ref)
     images = blobs.referenced_by(conn, ref.pk)
-    for table in (ToolCallRow, CallRow, SummaryRow, MessageRow):
+    for table in (SearchDocRow, ToolCallRow, CallRow, SummaryRow, MessageRow):
         conn.execute(delete(table).where(table.thread_pk == ref.pk))
     conn.execute(delete(ThreadRow).where(ThreadRow.pk == ref.pk))
     blobs.collect(conn, images)  # its images no other thread shows

@@ -18,7 +18,7 @@ import attrs
 from sqlalchemy import Connection, func, insert, select, update
 
 from contextkit.accounting import PAD
-from contextkit.db import calls, messages, summaries, threads
+from contextkit.db import calls, messages, search, summaries, threads
 from contextkit.db import engine as db
 from contextkit.db.blobs import PREFIX
 from contextkit.db.engine import Engine
@@ -242,6 +242,7 @@ def _fill(
         messages.insert_messages(conn, state, items)
     if rows["summaries"]:
         conn.execute(insert(SummaryRow).values(thread_pk=state.pk), rows["summaries"])
+        search.index_summaries(conn, state.pk, rows["summaries"])
     if rows["calls"]:
         conn.execute(insert(CallRow).values(thread_pk=state.pk), rows["calls"])
     conn.execute(
@@ -346,6 +347,7 @@ def check(engine: Engine) -> list[str]:
             if t is not None and n != t.pending_calls:
                 problems.append(f"thread {t.id!r}: {n} unanswered calls, {t.pending_calls} noted")
         problems += _missing_blobs(conn, threads)
+        problems += search.check(conn, threads)
         return problems
 
     return db.read(engine, run)

@@ -20,6 +20,7 @@ from contextkit.db.engine import URL, Engine
 from contextkit.db.steps import Steps
 from contextkit.models import spec_for
 from contextkit.policy import CompactionPolicy
+from contextkit.recall import SearchHit
 from contextkit.store.base import THREADS_PAGE, BaseStore
 from contextkit.summarizers import Summarizer
 from contextkit.thread import AsyncThread
@@ -121,6 +122,18 @@ class AsyncStore(BaseStore):
     async def calibration(self, model: str) -> Calibration:
         """`Store.calibration`, awaited."""
         return await self._run(self._calibration_plan(model))
+
+    async def search(
+        self,
+        query: str,
+        *,
+        owner: str = "",
+        limit: int = 10,
+        roles: Iterable[str] | None = None,
+    ) -> list[SearchHit]:
+        """`Store.search`, awaited: the messages of `owner`'s threads that match `query`,
+        best first; never another owner's."""
+        return await self._run(self._search_plan(query, owner, limit, roles))
 
     async def export_records(self, *, owner: str | None = None) -> AsyncIterator[dict[str, Any]]:
         """`Store.export_records` as an async iterator (pages read in a worker thread)."""

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
 
+from contextkit import recall
 from contextkit._validators import check_int
-from contextkit.db import calls, steps, threads
+from contextkit.db import calls, search, steps, threads
 from contextkit.db.steps import Steps
 from contextkit.db.threads import ThreadState
 from contextkit.errors import NotFound, UnknownModelError, ValidationError
 from contextkit.models import spec_for
 from contextkit.policy import CompactionPolicy
+from contextkit.recall import SearchHit
 from contextkit.settings import check_owner, thread_settings
 from contextkit.summarizers import ExtractiveSummarizer, Summarizer
 from contextkit.tokens.calibration import Calibration
@@ -96,3 +98,19 @@ class BaseStore:
         except UnknownModelError:  # a model this process has not registered: as stored
             name = model
         return steps.read(partial(calls.calibration, model=name))
+
+    @staticmethod
+    def _search_plan(
+        query: str, owner: str, limit: int, roles: Iterable[str] | None
+    ) -> Steps[list[SearchHit]]:
+        parsed = recall.parse_query(query)
+        found = yield from steps.read(
+            partial(
+                search.search_owner,
+                owner=check_owner(owner),
+                match=parsed.match(),
+                limit=recall.check_limit(limit),
+                roles=recall.check_roles(roles),
+            )
+        )
+        return recall.hits(found, parsed)

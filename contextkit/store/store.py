@@ -11,6 +11,7 @@ from contextkit.db import migrate, transfer
 from contextkit.db.engine import URL, Engine
 from contextkit.db.steps import Steps
 from contextkit.policy import CompactionPolicy
+from contextkit.recall import SearchHit
 from contextkit.store.base import THREADS_PAGE, BaseStore
 from contextkit.summarizers import Summarizer
 from contextkit.thread import Thread
@@ -122,6 +123,19 @@ class Store(BaseStore):
     def check(self) -> list[str]:
         """Integrity problems of the whole store (empty list: clean)."""
         return transfer.check(self.engine)
+
+    def search(
+        self,
+        query: str,
+        *,
+        owner: str = "",
+        limit: int = 10,
+        roles: Iterable[str] | None = None,
+    ) -> list[SearchHit]:
+        """The messages of `owner`'s threads that match `query`, best first (at most
+        `limit`); never another owner's. Syntax and `roles` as for `Thread.search`; each hit
+        names its thread (`thread_id`)."""
+        return self._run(self._search_plan(query, owner, limit, roles))
 
 
 def open(

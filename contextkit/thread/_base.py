@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any, Protocol
 
-from contextkit import compaction, usage, window
+from contextkit import compaction, recall, usage, window
 from contextkit._sdk import Usage
 from contextkit._validators import check_int
-from contextkit.db import cut, messages, steps, threads
+from contextkit.db import cut, messages, pins, search, steps, threads
 from contextkit.db.engine import Connection, Engine
 from contextkit.db.messages import Pending, pending
 from contextkit.db.steps import Steps
@@ -25,6 +25,7 @@ from contextkit.db.threads import ThreadRef, ThreadState
 from contextkit.errors import CacheWarning, NotFound, ValidationError
 from contextkit.policy import CompactionPolicy
 from contextkit.prompt import Prompt
+from contextkit.recall import SearchHit
 from contextkit.settings import thread_settings
 from contextkit.summarizers import Summarizer, Summary
 from contextkit.types import Message, ThreadInfo, ToolCall, check_id
@@ -241,6 +242,26 @@ class BaseThread:
 
     def _delete_plan(self) -> Steps[None]:
         return steps.write(partial(threads.delete_thread, ref=self._ref))
+
+    def _search_plan(
+        self, query: str, limit: int, roles: Iterable[str] | None, before_seq: int | None
+    ) -> Steps[list[SearchHit]]:
+        parsed = recall.parse_query(query)
+        found = yield from steps.read(
+            partial(
+                search.search_thread,
+                ref=self._ref,
+                match=parsed.match(),
+                limit=recall.check_limit(limit),
+                roles=recall.check_roles(roles),
+                before_seq=None if before_seq is None else check_int(before_seq, "before_seq", 1),
+            )
+        )
+        return recall.hits(found, parsed)
+
+    def _pin_plan(self, seq: int, pinned: bool) -> Steps[Message]:
+        check_int(seq, "seq", 1)
+        return steps.write(partial(pins.set_pinned, ref=self._ref, seq=seq, pinned=pinned))
 
     def _page(
         self, conn: Connection, *, after: int, before: int | None, limit: int

@@ -16,6 +16,7 @@ from contextkit.db.steps import Steps
 from contextkit.db.threads import ThreadState
 from contextkit.policy import CompactionPolicy
 from contextkit.prompt import Prompt
+from contextkit.recall import SearchHit
 from contextkit.summarizers import Summarizer, Summary
 from contextkit.thread._base import PAGE, BaseThread
 from contextkit.types import Message, ThreadInfo, ToolCall
@@ -233,3 +234,35 @@ class Thread(BaseThread):
         """Delete the thread, its messages, calls and summaries, and its images no other thread
         shows. Further use of this handle: `NotFound`."""
         self._run(self._delete_plan())
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        roles: Iterable[str] | None = None,
+        before_seq: int | None = None,
+    ) -> list[SearchHit]:
+        """The messages of this thread that match `query`, best first (at most `limit`).
+
+        Searches the whole history, summarized or not, tool results and the summaries
+        included. Syntax: words (all must match), `"a phrase"`, `prefix*`; case and accents
+        do not matter (see `contextkit.recall`). `roles` keeps some roles only (message
+        roles, or "summary"); `before_seq` only messages with a lower seq. Each hit has a
+        snippet with the matches marked. Input that is no query raises `ValidationError`.
+        """
+        return self._run(self._search_plan(query, limit, roles, before_seq))
+
+    def pin(self, seq: int) -> Message:
+        """Pin the stored message `seq`: from now on it is in every prompt, right after the
+        system prompt, and counts in the budget (as `append(..., pinned=True)` would have).
+
+        Tool calls and tool results cannot be pinned (`ValidationError`); a missing message
+        is `NotFound`; pinned messages that would fill the budget, `ContextOverflowError`.
+        """
+        return self._run(self._pin_plan(seq, True))
+
+    def unpin(self, seq: int) -> Message:
+        """Return the pinned message `seq` to its place in the conversation: it leaves the
+        prompt once the window moves past it (it stays stored and searchable)."""
+        return self._run(self._pin_plan(seq, False))

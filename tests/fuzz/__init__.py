@@ -29,8 +29,9 @@ which against shared state would blame a later, innocent input). With
 
 Modules: `data` (the seeded threads' ids, owners and contents; hostile constants; images),
 `oracle` (the seed, the checksum, `Case` and the `Env` that runs and judges one),
-`strategies` (building blocks and messages), `cases_threads`, `cases_calls` and
-`cases_functions` (a strategy of cases per API family), `test_fuzz` (the tests, the families
+`strategies` (building blocks and messages), `cases_threads`, `cases_calls`,
+`cases_functions` and `cases_search` (a strategy of cases per API family; search checks
+that no owner ever gets another owner's hits), `test_fuzz` (the tests, the families
 and their quotas).
 """
 

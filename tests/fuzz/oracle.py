@@ -230,6 +230,8 @@ class Env:
             "contextkit": contextkit,
             "images": images,
             "transfer": transfer,
+            "recall": contextkit.recall_tool(self.alice),
+            "alice_recall_tool": functools.partial(contextkit.recall_tool, self.alice),
         }
         if op == "transfer.import_records":
             return self.target_store.import_records  # type: ignore[no-any-return]

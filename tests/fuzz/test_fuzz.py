@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from .cases_calls import build_cases, record_cases
 from .cases_functions import function_cases
+from .cases_search import search_cases
 from .cases_threads import append_cases, extend_cases, import_cases, thread_cases
 from .oracle import Case, Env
 
@@ -25,6 +26,7 @@ WEIGHTS = {
     "record": 12,
     "functions": 18,
     "import": 9,
+    "search": 10,
 }
 QUOTA = {k: math.ceil(TOTAL * w / sum(WEIGHTS.values())) for k, w in WEIGHTS.items()}
 
@@ -36,6 +38,7 @@ FAMILIES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
     "record": record_cases,
     "functions": function_cases,
     "import": import_cases,
+    "search": search_cases,
 }
 
 
