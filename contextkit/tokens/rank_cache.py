@@ -132,8 +132,12 @@ def encode(key: Mapping[str, Any], stat: Sequence[Sequence[int]], tables: Tables
         "size": len(payload),
         "sha256": hashlib.sha256(payload).hexdigest(),
     }
+    return _frame(header, payload)
+
+
+def _frame(header: Mapping[str, Any], payload: bytes | memoryview) -> bytes:
     head = json.dumps(header, sort_keys=True).encode()
-    return MAGIC + _LENGTH.pack(len(head)) + head + payload
+    return b"".join([MAGIC, _LENGTH.pack(len(head)), head, payload])
 
 
 def _header(data: bytes) -> tuple[dict[str, Any], memoryview] | None:
@@ -231,6 +235,8 @@ def cached_tables(
         if recorded == cache_key(name, version, digests):
             tables = _payload(header, payload)
             if tables is not None:
+                if header.get("stat") != stat:  # same content, touched: record the new stat
+                    write(path, _frame({**header, "stat": stat}, payload))
                 return tables
     if digests is None:
         digests = [(n, file_digest(p)) for n, p in zip(names, paths, strict=True)]
