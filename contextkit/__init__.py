@@ -54,7 +54,8 @@ if TYPE_CHECKING:
         SummaryResult,
     )
     from contextkit.thread import AsyncThread, Thread
-    from contextkit.tokens import Calibration, image_tokens
+    from contextkit.tokens.calibration import Calibration
+    from contextkit.tokens.image_tokens import image_tokens
     from contextkit.types import (
         FunctionCall,
         ImagePart,
@@ -166,8 +167,8 @@ _EXPORTS: dict[str, str] = {
     "SummaryResult": "contextkit.summarizers",
     "AsyncThread": "contextkit.thread",
     "Thread": "contextkit.thread",
-    "Calibration": "contextkit.tokens",
-    "image_tokens": "contextkit.tokens",
+    "Calibration": "contextkit.tokens.calibration",
+    "image_tokens": "contextkit.tokens.image_tokens",
     "FunctionCall": "contextkit.types",
     "ImagePart": "contextkit.types",
     "Message": "contextkit.types",
