@@ -560,6 +560,7 @@ def section_coldstart(doc: Doc) -> list[str]:
             [
                 r["title"],
                 fmt(r["seconds"]["median"]),
+                fmt(r.get("cpu_seconds", {}).get("median")),
                 f"{r['ratio_vs_baseline']:.1f}×",
                 "" if target is None else f"≤ {target:g} ({verdict(bool(r['met']))})",
                 ", ".join(f"`{m}`" for m in r["heavy_imports"]) or "–",
@@ -571,11 +572,16 @@ def section_coldstart(doc: Doc) -> list[str]:
         "",
         _source(doc),
         "",
-        table(["command", "median s", "vs `import sqlite3`", "target s", "heavy imports"], rows),
+        table(
+            ["command", "median s", "CPU s", "vs `import sqlite3`", "target s", "heavy imports"],
+            rows,
+            "lrrrrl",
+        ),
         "",
         f"- Whole-process wall time, median of {doc['repeat']} fresh interpreters per command "
         '(interleaved); the ratio is against `python -c "import sqlite3"` '
-        f"({doc['baseline_s']:.3f} s here), the interpreter's own start.",
+        f"({doc['baseline_s']:.3f} s here), the interpreter's own start. CPU s: user + "
+        "system time of the same runs (median), what wall time comes to on an idle machine.",
         "- The first `count_tokens` call alone, in-process: "
         f"{count['first_count_s']['median']:.3f} s with the tokenizer's rank cache built, "
         f"{count['first_count_empty_cache_s']['median']:.3f} s with an empty cache directory "

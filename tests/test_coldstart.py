@@ -384,3 +384,23 @@ def test_the_trie_pattern_finds_what_the_flat_alternation_finds() -> None:
     texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 40))) for _ in range(3000)]
     for text in texts:
         assert trie.findall(text) == flat.findall(text), text
+
+
+def test_encoding_between_added_tokens_equals_tiktokens_own_special_handling() -> None:
+    import random
+
+    full = encoding.encoding()  # tiktoken with the added tokens, as encode used to run
+    names = sorted(encoding.special_tokens())
+    rng = random.Random(7)
+    words = ["hello", " world", "你好", "\n\n", "  ", "12345", "☃", "<", "｜", "|>", "think>"]
+    texts = ["", "<think>", "<｜User｜>hi<｜Assistant｜></think>", "<｜/table>｜DSML｜x"]
+    for _ in range(2000):
+        texts.append("".join(rng.choice(words if rng.random() < 0.7 else names) for _ in range(12)))
+    for text in texts:
+        found = {m.group() for m in encoding._special_pattern().finditer(text)}
+        ids = encoding.encode(text)
+        assert ids == full.encode(text, allowed_special=found, disallowed_special=()), text
+        assert encoding.decode(ids) == full.decode(ids) == text
+        cut = [*ids[: rng.randint(0, len(ids))], rng.randint(0, full.max_token_value)]
+        assert encoding.decode(cut) == full.decode(cut)
+    assert encoding.encode_batch(texts) == [encoding.encode(t) for t in texts]
