@@ -42,6 +42,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "agents": ("bench_peers.py", ["--parts", "agents", "--quick"], ["--parts", "agents"]),
     "policy": ("bench_policy.py", ["--quick"], []),
     "async": ("bench_async.py", ["--quick"], []),
+    "coldstart": ("bench_coldstart.py", ["--quick"], []),
 }
 
 

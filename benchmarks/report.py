@@ -1,7 +1,8 @@
 """Render `results/summary.md` and the PNG plots from the benchmarks' JSON results.
 
 Reads whichever of `tokens.json`, `peers-append.json`, `peers-build.json`,
-`peers-replay.json`, `peers-agents.json`, `policy.json` and `suite.json` are present (each
+`peers-replay.json`, `peers-agents.json`, `policy.json`, `async.json`, `coldstart.json` and
+`suite.json` are present (each
 section says the mode and time of the run it comes from), so the README's table can be
 regenerated rather than written by hand:
 
@@ -26,6 +27,7 @@ FILES = (
     "peers-agents",
     "policy",
     "async",
+    "coldstart",
 )
 VERSIONS = (
     "contextkit",
@@ -587,6 +589,43 @@ def section_async(doc: Doc) -> list[str]:
     ]
 
 
+def section_coldstart(doc: Doc) -> list[str]:
+    rows = []
+    for r in doc["results"].values():
+        target = r.get("target_s")
+        rows.append(
+            [
+                r["title"],
+                fmt(r["seconds"]["median"]),
+                fmt(r.get("cpu_seconds", {}).get("median")),
+                f"{r['ratio_vs_baseline']:.1f}×",
+                "" if target is None else f"≤ {target:g} ({verdict(bool(r['met']))})",
+                ", ".join(f"`{m}`" for m in r["heavy_imports"]) or "–",
+            ]
+        )
+    count = doc["results"]["count"]
+    return [
+        "## 7. Cold start: a fresh process",
+        "",
+        _source(doc),
+        "",
+        table(
+            ["command", "median s", "CPU s", "vs `import sqlite3`", "target s", "heavy imports"],
+            rows,
+            "lrrrrl",
+        ),
+        "",
+        f"- Whole-process wall time, median of {doc['repeat']} fresh interpreters per command "
+        '(interleaved); the ratio is against `python -c "import sqlite3"` '
+        f"({doc['baseline_s']:.3f} s here), the interpreter's own start. CPU s: user + "
+        "system time of the same runs (median), what wall time comes to on an idle machine.",
+        "- The first `count_tokens` call alone, in-process: "
+        f"{count['first_count_s']['median']:.3f} s with the tokenizer's rank cache built, "
+        f"{count['first_count_empty_cache_s']['median']:.3f} s with an empty cache directory "
+        "(the first use after an install, which writes the cache).",
+    ]
+
+
 def section_checks(docs: dict[str, Doc]) -> list[str]:
     rows = []
     for name, doc in docs.items():
@@ -781,6 +820,7 @@ def render(results: Path = RESULTS) -> Path:
         ("peers-agents", section_agents, None),
         ("policy", section_policy, plot_policy),
         ("async", section_async, None),
+        ("coldstart", section_coldstart, None),
     )
     for name, write, plot in sections:
         doc = docs.get(name)
