@@ -29,7 +29,7 @@ from contextkit.db.engine import Connection
 from contextkit.db.schema import utcnow
 from contextkit.db.steps import Steps
 from contextkit.db.threads import ThreadRef, ThreadState
-from contextkit.errors import ValidationError
+from contextkit.errors import ContextOverflowError, ValidationError
 from contextkit.models import spec_for
 from contextkit.policy import MAX_FOLD, CompactionPolicy
 from contextkit.summarizers import (
@@ -184,6 +184,14 @@ def _plan(
 ) -> Plan | None:
     state = threads.locked(conn, ref)
     budget = state.max_context_tokens - max_tokens
+    if budget < 1:  # no prompt fits: nothing to size a summary or a chunk by
+        raise ContextOverflowError(
+            f"max_tokens={max_tokens:,} leaves no room for a prompt in thread {ref.id!r}'s "
+            f"max_context_tokens={state.max_context_tokens:,}; compact with a smaller "
+            "max_tokens",
+            needed=max_tokens,
+            budget=state.max_context_tokens,
+        )
     previous = summaries.latest(conn, state.pk, state.summary_n)
     threshold = keep_threshold(state, policy, max_tokens)
     start = state.window_start

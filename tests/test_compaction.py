@@ -386,3 +386,28 @@ def test_every_folded_message_reaches_the_summarizer(store):
         assert not window & set(reading.read[before:])
         chat(t, 12, 100 + 20 * round_)
     assert not any("pinned: the project" in r for r in reading.read)
+
+
+def test_compact_with_max_tokens_that_leave_no_room_is_refused_at_once(store, tmp_path):
+    """`compact(max_tokens=...)` at or above the thread's window leaves no budget for a
+    prompt: a typed error naming the numbers, nothing written (it used to loop forever
+    looking for a chunk end). Run in a subprocess so a regression fails on the timeout."""
+    t = store.thread("room", model="deepseek-v4-flash", max_context_tokens=1_000)
+    chat(t, 20)
+    before = table_counts(store)
+    code = (
+        "import sys, contextkit\n"
+        "t = contextkit.open(sys.argv[1]).get_thread('room')\n"
+        "for max_tokens in (1_000, 5_000):\n"
+        "    try:\n"
+        "        t.compact(max_tokens=max_tokens)\n"
+        "    except contextkit.ContextOverflowError as exc:\n"
+        "        print(exc.needed, exc.budget)\n"
+    )
+    url = store.engine.url.render_as_string(hide_password=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code, url], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1000", "1000", "5000", "1000"]
+    assert table_counts(store) == before and t.summaries() == []
