@@ -1,5 +1,6 @@
 """Many users at once: `AsyncStore` + `AsyncConversation` on one event loop vs `Store` +
-`Conversation` driven by one OS thread per user, against the local DeepSeek server.
+`Conversation` driven by one OS thread per user, against the local DeepSeek server (run in
+a process of its own, as a remote API is, so it takes no GIL time from the measured loop).
 
 Each of `--users` users runs `--turns` chat turns in its own thread (`send()`: user message
 appended, prompt built, model called, reply and usage recorded). The server answers after
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,6 @@ import sqlalchemy as sa
 from _common import percentile, print_table, write_results
 
 import contextkit
-from contextkit.testing.server import serve
 
 PACKAGES = ["contextkit", "sqlalchemy", "aiosqlite", "psycopg", "openai"]
 MODEL = "deepseek-v4-flash"
@@ -216,6 +217,32 @@ def locked_send(url: str, kind: str, base_url: str, hold: float) -> dict[str, fl
     return asyncio.run(main())
 
 
+SERVER = """
+import sys, time
+from contextkit.testing.server import serve
+with serve() as server:
+    server.set_latency(float(sys.argv[1]))
+    print(server.base_url, flush=True)
+    while True:
+        time.sleep(3600)
+"""
+
+
+@contextlib.contextmanager
+def model_server(latency: float) -> Iterator[str]:
+    """The local server in a process of its own (as a remote API is): its request handling
+    does not compete for this process's GIL with the event loop being measured."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(latency)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
 def fresh_pg(admin_url: str, name: str) -> str:
     parsed = contextkit.db.engine.normalize_url(admin_url)
     admin = sa.create_engine(parsed, isolation_level="AUTOCOMMIT")
@@ -238,8 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     users, turns = (10, 5) if args.quick else (args.users, args.turns)
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp, serve() as server:
-        server.set_latency(args.latency)
+    with tempfile.TemporaryDirectory() as tmp, model_server(args.latency) as base_url:
         databases = [("sqlite", lambda name: f"sqlite:///{Path(tmp) / name}.db")]
         if args.pg_url:
             databases.append(("postgresql", lambda name: fresh_pg(args.pg_url, name)))
@@ -247,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for twin, run in (("async", run_async), ("sync", run_sync)):
                 url = make(f"bench_{twin}")
                 contextkit.open(url).close()  # migrated before the clock starts
-                result = run(url, server.base_url, users, turns)
+                result = run(url, base_url, users, turns)
                 bad = verify(url, users, turns)
                 problems += [f"{kind} {twin}: {p}" for p in bad]
                 latencies = result.pop("latencies")
@@ -264,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "lost_or_duplicated": len(bad),
                 }
                 rows.append(row)
-            held = locked_send(make("bench_locked"), kind, server.base_url, args.hold)
+            held = locked_send(make("bench_locked"), kind, base_url, args.hold)
             rows.append(
                 {
                     "database": kind,
