@@ -296,7 +296,7 @@ def _warn_steps_left(ref: ThreadRef, snap: Snapshot) -> None:
         "summary covering them (compaction is off, failed, or could not fold them); they stay "
         "stored",
         CompactionWarning,
-        stacklevel=5,
+        stacklevel=8,
     )
 
 
@@ -631,7 +631,7 @@ def _compact(
             f"compaction of thread {ref.id!r} failed ({type(exc).__name__}: {exc}); {kept}, "
             "and this prompt drops its oldest turns instead",
             CompactionWarning,
-            stacklevel=5,
+            stacklevel=8,
         )
         return False
     return summary is not None

@@ -8,6 +8,7 @@ import inspect
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -731,3 +732,33 @@ def test_the_store_twins_give_the_same_results(database: Database, tmp_path: Pat
         second.drop()
     assert got == expected
     assert expected[0] == ["s2", "s1"] and expected[-1] == ["one", "two"]
+
+
+class Failing:
+    def summarize(self, messages: Any, **kw: Any) -> Any:
+        raise RuntimeError("the summarizer is down")
+
+
+def test_warnings_point_at_the_callers_line_on_both_twins(tmp_path):
+    """A warning raised inside a plan names the app's line (the driver frames skipped)."""
+    turns = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": "words " * 60} for i in range(30)
+    ]
+    store = contextkit.open(f"sqlite:///{tmp_path / 's.db'}", summarizer=Failing())
+    t = store.thread("w", model=MODEL, max_context_tokens=1_500)
+    t.extend(turns)
+    with pytest.warns(contextkit.CompactionWarning) as sync_warned:
+        t.build(max_tokens=100)
+    store.close()
+
+    async def go() -> list[warnings.WarningMessage]:
+        astore = await contextkit.open_async(f"sqlite:///{tmp_path / 'a.db'}", summarizer=Failing())
+        at = await astore.thread("w", model=MODEL, max_context_tokens=1_500)
+        await at.extend(turns)
+        with pytest.warns(contextkit.CompactionWarning) as warned:
+            await at.prepare(max_tokens=100)
+        await astore.close()
+        return list(warned)
+
+    for w in [*sync_warned, *asyncio.run(go())]:
+        assert w.filename == __file__, (w.filename, w.lineno)

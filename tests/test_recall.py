@@ -153,9 +153,16 @@ def test_async_conversation_recalls_too(store: contextkit.Store, deepseek: objec
 
     async def main() -> contextkit.Reply:
         aclient = openai.AsyncOpenAI(base_url=deepseek.base_url, api_key="test")  # type: ignore[attr-defined]
-        return await contextkit.AsyncConversation(aclient, t).run(
-            "The code?", tools={}, recall=True
-        )
+        astore = await contextkit.open_async(store.url)
+        athread = await astore.get_thread("async", owner="o")
+        tool = contextkit.recall_tool(athread)
+        assert isinstance(tool, contextkit.recall.AsyncRecallTool)  # awaited on the loop
+        try:
+            return await contextkit.AsyncConversation(aclient, athread).run(
+                "The code?", tools={}, recall=True
+            )
+        finally:
+            await astore.close()
 
     reply = asyncio.run(main())
     assert reply.content == "4417-B."

@@ -147,7 +147,7 @@ class AsyncThread(BaseThread):
         Messages API instead.
         """
         self._check_format(format)
-        prompt = await self.prepare(max_tokens=max_tokens, extra=extra, **options)
+        prompt = await self._run(self._prepare_plan(max_tokens, extra, options))
         return prompt.to_list() if format == "openai" else prompt.to_anthropic()
 
     async def record(

@@ -148,7 +148,7 @@ class BaseThread:
                 "the provider's prefix cache misses; declare the same tools on every call of "
                 "a thread",
                 CacheWarning,
-                stacklevel=4,
+                stacklevel=6,
             )
         self._last_prompt = prompt
         return prompt

@@ -142,7 +142,7 @@ class Thread(BaseThread):
         Messages API instead.
         """
         self._check_format(format)
-        prompt = self.prepare(max_tokens=max_tokens, extra=extra, **options)
+        prompt = self._run(self._prepare_plan(max_tokens, extra, options))
         return prompt.to_list() if format == "openai" else prompt.to_anthropic()
 
     def record(
