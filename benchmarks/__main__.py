@@ -41,6 +41,11 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "replay": ("bench_peers.py", ["--parts", "replay", "--quick"], ["--parts", "replay"]),
     "agents": ("bench_peers.py", ["--parts", "agents", "--quick"], ["--parts", "agents"]),
     "policy": ("bench_policy.py", ["--quick"], []),
+    "search": (
+        "bench_search.py",
+        ["--messages", "20000", "--queries", "200", "--append-rounds", "3"],
+        [],
+    ),
 }
 
 
