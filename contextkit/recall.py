@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from contextkit.thread import Thread
 
 __all__ = [
+    "MAX_LIMIT",
     "MAX_QUERY_CHARS",
     "MAX_QUERY_WORDS",
     "RECALL_TOOL_NAME",
@@ -47,6 +48,7 @@ __all__ = [
     "RecallTool",
     "SearchHit",
     "Term",
+    "check_limit",
     "check_roles",
     "hits",
     "parse_query",
@@ -132,6 +134,8 @@ def parse_query(query: object) -> Query:
     """
     if not isinstance(query, str):
         raise ValidationError(f"a search query must be a string, got {type(query).__name__}")
+    if "\x00" in query:
+        raise ValidationError("the search query contains a NUL character (\\x00)")
     check_text(query, "the search query")
     if len(query) > MAX_QUERY_CHARS:
         raise ValidationError(
@@ -180,6 +184,7 @@ def check_roles(roles: object) -> tuple[str, ...] | None:
 
 
 def check_limit(limit: object) -> int:
+    """`limit=` checked: an int from 1 to `MAX_LIMIT`."""
     return check_int(limit, "limit", 1, MAX_LIMIT)
 
 
