@@ -43,6 +43,11 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "policy": ("bench_policy.py", ["--quick"], []),
     "async": ("bench_async.py", ["--quick"], []),
     "coldstart": ("bench_coldstart.py", ["--quick"], []),
+    "search": (
+        "bench_search.py",
+        ["--messages", "20000", "--queries", "200", "--append-rounds", "3"],
+        [],
+    ),
 }
 
 

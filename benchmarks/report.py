@@ -28,6 +28,8 @@ FILES = (
     "policy",
     "async",
     "coldstart",
+    "search-sqlite",
+    "search-postgresql",
 )
 VERSIONS = (
     "contextkit",
@@ -626,6 +628,61 @@ def section_coldstart(doc: Doc) -> list[str]:
     ]
 
 
+def section_search(doc: Doc) -> list[str]:
+    def pct(value: float | None) -> str:
+        return "–" if value is None else f"{value:.1%}"
+
+    quality = [
+        ["3 rarest words", doc["quality"]["queries"], pct(doc["quality"]["top5"])],
+        ["CJK: 3 rarest runs", doc["quality_cjk"]["queries"], pct(doc["quality_cjk"]["top5"])],
+        [
+            "after the upgrade (backfilled)",
+            doc["quality_after_upgrade"]["queries"],
+            pct(doc["quality_after_upgrade"]["top5"]),
+        ],
+    ]
+    latency = [
+        [f"{int(size):,}", kind, fmt(v["p50_ms"]), fmt(v["p99_ms"])]
+        for size, kinds in doc["latency"].items()
+        for kind, v in kinds.items()
+    ]
+    size = doc.get("size_with_1m", doc["size"])
+    rates = doc["append"]["messages_per_s"]
+    append = doc["append"]
+    measures = [
+        ["index bytes per message", fmt(size["index_bytes_per_message"])],
+        ["messages table bytes per message", fmt(size["messages_table_bytes"] / size["messages"])],
+        [
+            "append (1 a call) msg/s, indexed / not",
+            f"{rates['append, indexed']:,.0f} / {rates['append, no index']:,.0f}",
+        ],
+        ["append slowdown (target ≤ 15%)", pct(append["slowdown_append"])],
+        [
+            "extend (100 a call) msg/s, indexed / not",
+            f"{rates['extend 100, indexed']:,.0f} / {rates['extend 100, no index']:,.0f}",
+        ],
+        ["extend slowdown", pct(append["slowdown_extend"])],
+        [
+            f"upgrade backfill ({doc['upgrade_messages']:,} messages)",
+            f"{doc['upgrade_backfill_s']:.1f} s",
+        ],
+    ]
+    return [
+        f"## Full-text search ({doc['database']})",
+        "",
+        _source(doc),
+        "",
+        f"Quality: the message found in the top 5 by its 3 rarest words, {doc['messages']:,} "
+        "real ShareGPT messages in one thread (target ≥ 95%):",
+        "",
+        table(["queries", "n", "top 5"], quality),
+        "",
+        table(["thread (messages)", "queries", "p50 ms", "p99 ms"], latency),
+        "",
+        table(["measure", "value"], measures),
+    ]
+
+
 def section_checks(docs: dict[str, Doc]) -> list[str]:
     rows = []
     for name, doc in docs.items():
@@ -821,6 +878,8 @@ def render(results: Path = RESULTS) -> Path:
         ("policy", section_policy, plot_policy),
         ("async", section_async, None),
         ("coldstart", section_coldstart, None),
+        ("search-sqlite", section_search, None),
+        ("search-postgresql", section_search, None),
     )
     for name, write, plot in sections:
         doc = docs.get(name)

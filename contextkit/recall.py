@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from contextkit.thread import AsyncThread, BaseThread, Thread
 
 __all__ = [
+    "MAX_LIMIT",
     "MAX_QUERY_CHARS",
     "MAX_QUERY_WORDS",
     "RECALL_TOOL_NAME",
@@ -49,6 +50,7 @@ __all__ = [
     "RecallTool",
     "SearchHit",
     "Term",
+    "check_limit",
     "check_roles",
     "hits",
     "parse_query",
@@ -134,6 +136,8 @@ def parse_query(query: object) -> Query:
     """
     if not isinstance(query, str):
         raise ValidationError(f"a search query must be a string, got {type(query).__name__}")
+    if "\x00" in query:
+        raise ValidationError("the search query contains a NUL character (\\x00)")
     check_text(query, "the search query")
     if len(query) > MAX_QUERY_CHARS:
         raise ValidationError(
@@ -182,6 +186,7 @@ def check_roles(roles: object) -> tuple[str, ...] | None:
 
 
 def check_limit(limit: object) -> int:
+    """`limit=` checked: an int from 1 to `MAX_LIMIT`."""
     return check_int(limit, "limit", 1, MAX_LIMIT)
 
 

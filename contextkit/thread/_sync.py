@@ -245,8 +245,8 @@ class Thread(BaseThread):
     ) -> list[SearchHit]:
         """The messages of this thread that match `query`, best first (at most `limit`).
 
-        Searches the whole history, summarized or not, tool results and the summaries
-        included. Syntax: words (all must match), `"a phrase"`, `prefix*`; case and accents
+        Searches the whole history, summarized or not, tool results and the summary in
+        force included. Syntax: words (all must match), `"a phrase"`, `prefix*`; case and accents
         do not matter (see `contextkit.recall`). `roles` keeps some roles only (message
         roles, or "summary"); `before_seq` only messages with a lower seq. Each hit has a
         snippet with the matches marked. Input that is no query raises `ValidationError`.

@@ -2,7 +2,7 @@
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-12-15
+Create Date: 2026-12-08
 
 Each message, and each thread's summary in force, gets one or more rows in `search_docs`
 holding its words (case-folded, accents removed, CJK characters one word each), written
