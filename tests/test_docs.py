@@ -107,7 +107,7 @@ def mentions(text: str) -> list[tuple[tuple[str, ...], list[str]]]:
                     rest = words[i + 1 :]
                     if rest[0] == "-m" and len(rest) > 1 and rest[1].startswith("benchmarks"):
                         found.append((("-m", rest[1]), rest[2:]))
-                    elif rest[0].startswith("examples/"):
+                    elif rest[0].startswith(("examples/", "benchmarks/")):
                         found.append(((rest[0],), rest[1:]))
                     break
     return found
@@ -285,6 +285,6 @@ def test_the_command_line_block_runs_as_written(tmp_path: Path) -> None:
     )
     assert out.returncode == 0 and "imported 1 thread(s)" in out.stdout, out.stderr
     assert {c.split()[1] for c in ran} | set(RUN_ELSEWHERE) == {
-        "demo", "chat", "threads", "stats", "export", "db", "serve-fake",
+        "demo", "chat", "threads", "stats", "search", "export", "db", "serve-fake",
     }  # fmt: skip
     assert "contextkit threads delete t" in ran and "contextkit db check" in ran

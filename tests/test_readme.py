@@ -93,6 +93,15 @@ def _testing(out: str, tmp: Path, server: Any) -> None:
     ]
 
 
+def _recall(out: str, tmp: Path, server: Any) -> None:
+    lines = out.splitlines()
+    assert lines[0].startswith("1 user ") and "**order number**" in lines[0]
+    assert lines[1] == "1"  # store.search found the refund
+    assert lines[-1] == "recall Your order number is QX-58213-K."
+    store = contextkit.open(f"sqlite:///{tmp / 'recall.db'}")
+    assert store.get_thread("support-7", owner="alice").get(1).pinned
+
+
 Check = Callable[[str, Path, Any], None]
 CASES: dict[str, tuple[list[ScriptedReply], Check]] = {
     "Quickstart": (
@@ -113,6 +122,16 @@ CASES: dict[str, tuple[list[ScriptedReply], Check]] = {
             ScriptedReply("Yes: order 5512 shipped.", reasoning="It did."),
         ],
         _agent_loop,
+    ),
+    "Recall and search": (
+        [
+            ScriptedReply(
+                reasoning="Search.",
+                tool_calls=[ScriptedToolCall("recall", '{"query": "order number"}')],
+            ),
+            ScriptedReply("Your order number is QX-58213-K.", reasoning="Found it."),
+        ],
+        _recall,
     ),
     # starts its own server: nothing is scripted on the shared one
     "Testing your app without an API key": ([], _testing),
