@@ -369,8 +369,8 @@ _LLM_INSTRUCTIONS = (
 )
 
 
-class LLMSummarizer:
-    """Summarizes with a chat model through the openai SDK (thinking off, to keep it cheap)."""
+class _LLMSettings:
+    """What both LLM summarizers hold: the client, the summarizer model, the facts' share."""
 
     name = "llm"
 
@@ -380,6 +380,10 @@ class LLMSummarizer:
         self.client = client
         self.model = model
         self.facts_share = check_fraction(facts_share, "facts_share")
+
+
+class LLMSummarizer(_LLMSettings):
+    """Summarizes with a chat model through the openai SDK (thinking off, to keep it cheap)."""
 
     def summarize(
         self, messages: Sequence[Message], *, previous: str | None, max_tokens: int, model: str
@@ -388,18 +392,9 @@ class LLMSummarizer:
         return _llm_result(self.model, self.client.chat.completions.create(**request))
 
 
-class AsyncLLMSummarizer:
+class AsyncLLMSummarizer(_LLMSettings):
     """`LLMSummarizer` on `openai.AsyncOpenAI`: compaction in an async app awaits the call
     instead of blocking the event loop. Use it with `AsyncStore` / `AsyncConversation`."""
-
-    name = "llm"
-
-    def __init__(
-        self, client: Any, *, model: str = "deepseek-v4-flash", facts_share: float = 0.4
-    ) -> None:
-        self.client = client
-        self.model = model
-        self.facts_share = check_fraction(facts_share, "facts_share")
 
     def summarize(
         self, messages: Sequence[Message], *, previous: str | None, max_tokens: int, model: str

@@ -10,7 +10,7 @@ in a worker thread too (bulk work, not a chat turn's path).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,7 +37,6 @@ DEFAULT_MODEL = "deepseek-v4-flash"
 """Whose tokenizer `open_async` builds in its worker thread (the first count's cost)."""
 _MIGRATED: set[str] = set()
 """Databases (URL with password) this process has brought to the head revision."""
-_MIGRATING: dict[str, asyncio.Lock] = {}
 
 
 class AsyncStore(BaseStore):
@@ -168,7 +167,7 @@ class AsyncStore(BaseStore):
         return await asyncio.to_thread(run)
 
 
-def _take(records: Generator[dict[str, Any], None, None] | Any, n: int) -> list[dict[str, Any]]:
+def _take(records: Iterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for record in records:
         out.append(record)
@@ -220,19 +219,16 @@ async def _schema(engine: AsyncEngine, *, migrate_schema: bool, busy_timeout: fl
         await aengine.adrive(engine, migrate.upgrade_plan(migrate_schema=migrate_schema))
         await asyncio.to_thread(_warm_tokenizer)
         return
-    lock = _MIGRATING.setdefault(key, asyncio.Lock())
-    async with lock:
-        if key in _MIGRATED:
-            return
 
-        def run() -> None:
-            sync = migrate.open_engine(
-                aengine.sync_url(engine.url),
-                migrate_schema=migrate_schema,
-                busy_timeout=busy_timeout,
-            )
-            sync.dispose()
-            _warm_tokenizer()
+    # concurrent first openers each run the upgrade: idempotent, serialized by the database
+    def run() -> None:
+        sync = migrate.open_engine(
+            aengine.sync_url(engine.url),
+            migrate_schema=migrate_schema,
+            busy_timeout=busy_timeout,
+        )
+        sync.dispose()
+        _warm_tokenizer()
 
-        await asyncio.to_thread(run)
-        _MIGRATED.add(key)
+    await asyncio.to_thread(run)
+    _MIGRATED.add(key)
